@@ -1,0 +1,5 @@
+import sys
+
+from modelrollout.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure decisions and typed models. Nothing in here performs I/O."""

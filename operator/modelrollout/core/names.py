@@ -1,0 +1,50 @@
+"""Deterministic names within Kubernetes' length limits.
+
+Names derived from user names can overflow the 63-character limit of labels and Service
+names. A too-long name is cut and given a short hash of the whole, so that two long names
+never collide and the same input always yields the same name (which is what makes
+"AlreadyExists means success" safe after a restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_LABEL = 63
+
+
+def short_hash(*parts: str, length: int = 8) -> str:
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return digest[:length]
+
+
+def bounded(name: str, limit: int = MAX_LABEL) -> str:
+    """``name`` if it fits, else a prefix of it plus a hash of the whole."""
+    if len(name) <= limit:
+        return name
+    suffix = short_hash(name)
+    return f"{name[: limit - len(suffix) - 1].rstrip('-.')}-{suffix}"
+
+
+def stable_name(md: str) -> str:
+    return bounded(f"{md}-stable")
+
+
+def candidate_name(md: str) -> str:
+    return bounded(f"{md}-candidate")
+
+
+def live_service_name(md: str) -> str:
+    return bounded(md)
+
+
+def replay_test_name(md: str, version: str, template_hash: str) -> str:
+    """One ReplayTest per candidate: the version plus a hash of what is being tested."""
+    safe_version = "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
+    return bounded(f"{md}-{safe_version}-{template_hash[:6]}".strip("-"))
+
+
+def job_name(replay_test: str, generation: int) -> str:
+    # Job names feed the pod label job-name (63 max); Indexed Jobs append -<index>-<rand>
+    # to pod names, so keep room.
+    return bounded(f"{replay_test}-g{generation}", limit=52)

@@ -1,0 +1,491 @@
+"""The rollout decision: from everything observed to the next status and actions.
+
+``decide`` is the whole brain of the ModelDeployment controller and it is pure. The service
+layer gathers one :class:`Observed` (the object, the state of its Deployments and of its
+ReplayTest, which references are missing, the time), calls ``decide`` and carries out the
+returned :class:`Decision`: apply the owned objects, create the ReplayTest, record the
+Events, and write the status once. Everything the rollout needs to resume lives in that
+status, so the operator can be killed at any instant and picks up where it stood.
+
+The stages, in order:
+
+* **Pending**: the spec's references are being checked and the workloads created.
+* **NonProduction**: the candidate runs with no live traffic; a ReplayTest replays recorded
+  events against it (and against the stable version, for comparison). A passed replay
+  moves on; a failed one rolls back.
+* **Baking**: the candidate serves a growing share of live traffic while SLOs are watched.
+* **Production**: the candidate has been promoted and is the stable version.
+* **RolledBack** / **Failed**: the candidate was withdrawn; the stable version serves all
+  traffic. A new version (a new spec) starts a new rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from modelrollout.core import names, workloads
+from modelrollout.core.api.base import parse_duration
+from modelrollout.core.api.common import (
+    API_VERSION,
+    ConditionStatus,
+    Endpoint,
+    ServiceEndpoint,
+)
+from modelrollout.core.api.modeldeployment import (
+    HistoryEntry,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    Phase,
+    TrafficStatus,
+)
+from modelrollout.core.api.replaytest import ReplaySummary, ReplayTestSpec
+from modelrollout.core.clock import parse_rfc3339, rfc3339
+from modelrollout.core.conditions import get_condition, set_condition
+from modelrollout.core.references import Reference, missing_message
+
+EventType = Literal["Normal", "Warning"]
+
+# Condition types
+READY = "Ready"
+PROGRESSING = "Progressing"
+REFERENCES = "ReferencesResolved"
+REPLAY_PASSED = "ReplayPassed"
+PAUSED = "Paused"
+
+# Reasons (constants, so tests and users can rely on them)
+REASON_MISSING_REFERENCE = "MissingReference"
+REASON_REFERENCES_FOUND = "ReferencesFound"
+REASON_NEW_CANDIDATE = "NewCandidate"
+REASON_WAITING_FOR_CANDIDATE = "WaitingForCandidate"
+REASON_REPLAY_CREATED = "ReplayTestCreated"
+REASON_REPLAY_RUNNING = "ReplayRunning"
+REASON_REPLAY_PASSED = "ReplayPassed"
+REASON_REPLAY_FAILED = "ReplayFailed"
+REASON_PROMOTED = "Promoted"
+REASON_ROLLED_BACK = "RolledBack"
+REASON_BAKING = "Baking"
+REASON_STAGE_TIMEOUT = "StageTimeout"
+REASON_STABLE = "StableServing"
+REASON_NO_STABLE = "NoStableVersion"
+REASON_PAUSED = "PausedBySpec"
+REASON_NOT_PAUSED = "NotPaused"
+
+HISTORY_LIMIT = 10
+POLL_SECONDS = 5.0
+MISSING_RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """What matters of one owned Deployment."""
+
+    replicas: int
+    ready_replicas: int
+    template: dict[str, Any]
+    template_hash: str | None
+
+    @classmethod
+    def of(cls, obj: dict[str, Any] | None) -> DeploymentView | None:
+        if obj is None:
+            return None
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        return cls(
+            replicas=int(spec.get("replicas") or 0),
+            ready_replicas=int(status.get("readyReplicas") or 0),
+            template=spec.get("template") or {},
+            template_hash=annotations.get(workloads.ANNOTATION_HASH),
+        )
+
+    @property
+    def available(self) -> bool:
+        return self.replicas > 0 and self.ready_replicas >= self.replicas
+
+
+@dataclass(frozen=True)
+class ReplayView:
+    """What matters of the NonProduction ReplayTest."""
+
+    name: str
+    phase: str
+    verdict: str
+    reasons: tuple[str, ...]
+    result: ReplaySummary | None
+
+
+@dataclass(frozen=True)
+class Observed:
+    md: ModelDeployment
+    missing: list[Reference]
+    stable: DeploymentView | None
+    candidate: DeploymentView | None
+    replay: ReplayView | None
+    now: datetime
+    wait_for_ready: bool = True
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass
+class Decision:
+    status: ModelDeploymentStatus
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    create_replay: dict[str, Any] | None = None
+    events: list[EventRecord] = field(default_factory=list)
+    requeue_after: float | None = None
+
+
+class _Step:
+    """Mutable working state of one decision; keeps ``decide`` readable."""
+
+    def __init__(self, observed: Observed) -> None:
+        self.o = observed
+        self.md = observed.md
+        self.generation = int(self.md.metadata.get("generation") or 0)
+        old = self.md.status or ModelDeploymentStatus()
+        self.status = old.model_copy(deep=True)
+        self.decision = Decision(status=self.status)
+
+    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
+        status: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            generation=self.generation,
+            now=self.o.now,
+        )
+
+    def event(self, type_: EventType, reason: str, message: str) -> None:
+        self.decision.events.append(EventRecord(type_, reason, message))
+        self.status.message = message
+
+    def requeue(self, seconds: float) -> None:
+        current = self.decision.requeue_after
+        self.decision.requeue_after = seconds if current is None else min(current, seconds)
+
+    def enter(self, phase: Phase) -> None:
+        self.status.phase = phase
+        self.status.stage_started_at = rfc3339(self.o.now)
+
+    def elapsed(self, since: str | None) -> float:
+        if since is None:
+            return 0.0
+        return (self.o.now - parse_rfc3339(since)).total_seconds()
+
+    def finish(
+        self, outcome: Literal["Promoted", "RolledBack", "Failed", "Superseded"], reason: str
+    ) -> None:
+        if self.status.candidate_version is None:
+            return
+        entry = HistoryEntry(
+            version=self.status.candidate_version,
+            outcome=outcome,
+            reason=reason,
+            finished_at=rfc3339(self.o.now),
+        )
+        self.status.history = [entry, *self.status.history][:HISTORY_LIMIT]
+
+
+def decide(observed: Observed) -> Decision:
+    """The next status and actions for one ModelDeployment."""
+    step = _Step(observed)
+    status = step.status
+    spec = observed.md.spec
+
+    if observed.missing:
+        message = missing_message(observed.missing)
+        previous = get_condition(status.conditions, REFERENCES)
+        if previous is None or previous.message != message:
+            step.event("Warning", REASON_MISSING_REFERENCE, message)
+        step.condition(REFERENCES, False, REASON_MISSING_REFERENCE, message)
+        step.condition(READY, False, REASON_MISSING_REFERENCE, message)
+        status.message = message
+        status.observed_generation = step.generation
+        step.requeue(MISSING_RETRY_SECONDS)
+        return step.decision
+    step.condition(REFERENCES, True, REASON_REFERENCES_FOUND, "every referenced object exists")
+
+    if spec.paused:
+        step.condition(PAUSED, True, REASON_PAUSED, "spec.paused is true")
+    else:
+        step.condition(PAUSED, False, REASON_NOT_PAUSED, "")
+
+    desired_hash = workloads.template_hash(spec)
+    _start_candidate_if_new(step, desired_hash)
+
+    if status.phase == "NonProduction" and not spec.paused:
+        _non_production(step)
+
+    _conditions_for_phase(step)
+    step.decision.apply = _objects(step)
+    status.observed_generation = step.generation
+    return step.decision
+
+
+def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
+    status = step.status
+    spec = step.md.spec
+    if desired_hash in (status.candidate_hash, status.stable_hash):
+        if desired_hash == status.stable_hash and status.candidate_hash not in (None, desired_hash):
+            # The spec went back to the stable version: withdraw the candidate.
+            step.finish("Superseded", "the spec returned to the stable version")
+            status.candidate_version = None
+            status.candidate_hash = None
+            status.phase = "Production"
+            status.replay_test = None
+            step.event(
+                "Normal",
+                "CandidateWithdrawn",
+                f"spec returned to stable version {status.stable_version}",
+            )
+        return
+    if status.candidate_hash is not None and status.phase in ("NonProduction", "Baking"):
+        step.finish("Superseded", f"superseded by version {spec.model.version}")
+    status.candidate_version = spec.model.version
+    status.candidate_hash = desired_hash
+    status.replay_test = None
+    status.replay_result = None
+    status.current_step = None
+    status.step_started_at = None
+    status.analysis = []
+    status.aborted = False
+    status.traffic = TrafficStatus(
+        stable_weight=100 if status.stable_hash else 0,
+        candidate_weight=0,
+    )
+    step.event(
+        "Normal",
+        REASON_NEW_CANDIDATE,
+        f"version {spec.model.version} ({desired_hash}) is the new candidate",
+    )
+    if spec.stages.non_production.enabled:
+        step.enter("NonProduction")
+        step.requeue(0)
+    else:
+        _after_non_production(step, "the NonProduction stage is disabled")
+
+
+def _non_production(step: _Step) -> None:
+    status = step.status
+    spec = step.md.spec
+    stage = spec.stages.non_production
+    timeout = parse_duration(stage.timeout)
+    if step.elapsed(status.stage_started_at) > timeout:
+        _roll_back(
+            step, REASON_STAGE_TIMEOUT, f"NonProduction did not finish within {stage.timeout}"
+        )
+        return
+    candidate = step.o.candidate
+    ready = (
+        candidate is not None
+        and candidate.available
+        and (candidate.template_hash == status.candidate_hash)
+    )
+    if step.o.wait_for_ready and not ready:
+        step.condition(
+            REPLAY_PASSED,
+            None,
+            REASON_WAITING_FOR_CANDIDATE,
+            "waiting for the candidate pods to be ready",
+        )
+        status.message = f"waiting for the candidate {status.candidate_version} to be ready"
+        step.requeue(POLL_SECONDS)
+        return
+    assert stage.replay is not None  # guaranteed by the schema's CEL rule
+    name = names.replay_test_name(
+        step.md.metadata["name"], status.candidate_version or "", status.candidate_hash or ""
+    )
+    replay = step.o.replay if step.o.replay is not None and step.o.replay.name == name else None
+    if status.replay_test != name or replay is None:
+        status.replay_test = name
+        step.decision.create_replay = replay_test_manifest(step.md, name, status)
+        step.condition(REPLAY_PASSED, None, REASON_REPLAY_CREATED, f"ReplayTest {name} created")
+        if replay is None and step.o.replay is None:
+            step.event(
+                "Normal",
+                REASON_REPLAY_CREATED,
+                f"replaying recorded events against {status.candidate_version} (ReplayTest {name})",
+            )
+        step.requeue(POLL_SECONDS)
+        return
+    status.replay_result = replay.result
+    if replay.verdict == "Passed":
+        step.condition(REPLAY_PASSED, True, REASON_REPLAY_PASSED, f"ReplayTest {name} passed")
+        step.event(
+            "Normal",
+            REASON_REPLAY_PASSED,
+            f"ReplayTest {name} passed for version {status.candidate_version}",
+        )
+        _after_non_production(step, "the replay test passed")
+    elif replay.verdict in ("Failed", "Inconclusive") or replay.phase == "Failed":
+        why = "; ".join(replay.reasons) or f"verdict {replay.verdict}"
+        step.condition(REPLAY_PASSED, False, REASON_REPLAY_FAILED, why)
+        _roll_back(step, REASON_REPLAY_FAILED, f"ReplayTest {name} failed: {why}")
+    else:
+        step.condition(
+            REPLAY_PASSED, None, REASON_REPLAY_RUNNING, f"ReplayTest {name} is {replay.phase}"
+        )
+        status.message = f"replay test {name} is {replay.phase.lower()}"
+        step.requeue(POLL_SECONDS)
+
+
+def _after_non_production(step: _Step, why: str) -> None:
+    status = step.status
+    baking = step.md.spec.stages.baking
+    if status.stable_hash is None or baking is None:
+        _promote(step, why)
+        return
+    step.enter("Baking")
+    status.current_step = 0
+    status.step_started_at = rfc3339(step.o.now)
+    step.event("Normal", REASON_BAKING, f"{why}; version {status.candidate_version} starts baking")
+
+
+def _promote(step: _Step, why: str) -> None:
+    status = step.status
+    step.finish("Promoted", why)
+    step.event(
+        "Normal",
+        REASON_PROMOTED,
+        f"version {status.candidate_version} promoted to production: {why}",
+    )
+    status.stable_version = status.candidate_version
+    status.stable_hash = status.candidate_hash
+    status.candidate_version = None
+    status.candidate_hash = None
+    status.current_step = None
+    status.step_started_at = None
+    status.traffic = TrafficStatus(stable_weight=100, candidate_weight=0)
+    step.enter("Production")
+
+
+def _roll_back(step: _Step, reason: str, message: str) -> None:
+    status = step.status
+    step.finish("RolledBack", message)
+    step.event("Warning", REASON_ROLLED_BACK, message)
+    status.traffic = TrafficStatus(
+        stable_weight=100 if status.stable_hash else 0, candidate_weight=0
+    )
+    status.current_step = None
+    step.enter("RolledBack")
+    step.condition("RolledBack", True, reason, message)
+
+
+def _conditions_for_phase(step: _Step) -> None:
+    status = step.status
+    phase = status.phase
+    if phase in ("NonProduction", "Baking"):
+        step.condition(
+            PROGRESSING, True, REASON_NEW_CANDIDATE, f"rolling out {status.candidate_version}"
+        )
+    elif phase == "Production":
+        step.condition(
+            PROGRESSING, False, REASON_PROMOTED, f"{status.stable_version} is in production"
+        )
+    elif phase in ("RolledBack", "Failed"):
+        step.condition(PROGRESSING, False, REASON_ROLLED_BACK, status.message)
+    if status.stable_hash is None:
+        step.condition(READY, False, REASON_NO_STABLE, "no version has reached production yet")
+        if phase == "Pending":
+            step.enter("Pending")
+    else:
+        stable = step.o.stable
+        ready = stable is not None and stable.available
+        step.condition(
+            READY,
+            ready,
+            REASON_STABLE,
+            f"stable version {status.stable_version} "
+            + ("is serving" if ready else "is not ready yet"),
+        )
+
+
+def _objects(step: _Step) -> list[dict[str, Any]]:
+    status = step.status
+    spec = step.md.spec
+    owner = step.md.metadata["name"]
+    candidate_template = workloads.pod_template(spec, owner, "candidate")
+    rolling = status.candidate_hash is not None and status.phase in ("NonProduction", "Baking")
+    candidate_replicas = spec.workload.candidate_replicas or spec.workload.replicas
+    candidate = workloads.TrackPlan(
+        template=candidate_template,
+        replicas=max(candidate_replicas, 1) if rolling else 0,
+        version=spec.model.version,
+        hash=workloads.template_hash(spec),
+    )
+    if status.stable_hash is None:
+        stable = workloads.TrackPlan(
+            template=workloads.pod_template(spec, owner, "stable"),
+            replicas=0,
+            version=None,
+            hash=None,
+        )
+    elif status.stable_hash == workloads.template_hash(spec):
+        stable = workloads.TrackPlan(
+            template=workloads.pod_template(spec, owner, "stable"),
+            replicas=spec.workload.replicas,
+            version=status.stable_version,
+            hash=status.stable_hash,
+        )
+    else:
+        existing = step.o.stable
+        template = existing.template if existing is not None else {}
+        stable = workloads.TrackPlan(
+            template=template,
+            replicas=spec.workload.replicas,
+            version=status.stable_version,
+            hash=status.stable_hash,
+        )
+    return workloads.desired_objects(step.md, stable=stable, candidate=candidate)
+
+
+def replay_test_manifest(
+    md: ModelDeployment, name: str, status: ModelDeploymentStatus
+) -> dict[str, Any]:
+    """The ReplayTest of the NonProduction stage, owned by the ModelDeployment."""
+    spec = md.spec
+    replay = spec.stages.non_production.replay
+    assert replay is not None
+    owner = workloads.Owner.of(md)
+
+    def endpoint(track: workloads.Track) -> Endpoint:
+        service_name = (
+            names.candidate_name(owner.name)
+            if track == "candidate"
+            else names.stable_name(owner.name)
+        )
+        return Endpoint(
+            service=ServiceEndpoint(
+                name=service_name, port=spec.serving.service_port, path=spec.serving.predict_path
+            )
+        )
+
+    settings = replay.model_dump(by_alias=False, exclude={"compare_with_stable"})
+    baseline = endpoint("stable") if replay.compare_with_stable and status.stable_hash else None
+    rt_spec = ReplayTestSpec(**settings, target=endpoint("candidate"), baseline=baseline)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ReplayTest",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {
+                workloads.LABEL_NAME: owner.name,
+                workloads.LABEL_VERSION: workloads.label_value(status.candidate_version or ""),
+                workloads.LABEL_MANAGED_BY: workloads.MANAGER,
+            },
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": rt_spec.to_wire(),
+    }

@@ -1,0 +1,222 @@
+"""What to create for a ModelDeployment: the stable and candidate workloads.
+
+Every ModelDeployment owns:
+
+* ``<name>-stable``: a Deployment running the version in production. It is scaled to zero
+  until a first version reaches Production, and receives the candidate's template when a
+  candidate is promoted (the Flagger "primary" pattern, which keeps the stable pods
+  untouched for the whole rollout).
+* ``<name>-candidate``: a Deployment built from ``spec.workload.template`` with the version
+  under test. It is scaled to zero when no rollout is in progress.
+* three Services: ``<name>-stable`` and ``<name>-candidate`` select one track each (replay
+  targets, HTTPRoute backends); ``<name>`` selects the live pods of both tracks, which is
+  what the ReplicaRatio router shapes with replica counts.
+
+The builders here are pure: they take typed models and return plain manifests with owner
+references, labels and a hash of what they were built from. The service layer applies
+them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modelrollout.core import names
+from modelrollout.core.api.common import API_VERSION
+from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+
+Track = Literal["stable", "candidate"]
+
+LABEL_NAME = "modelrollout.io/name"
+LABEL_TRACK = "modelrollout.io/track"
+LABEL_VERSION = "modelrollout.io/version"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ANNOTATION_HASH = "modelrollout.io/template-hash"
+MANAGER = "modelrollout"
+
+
+def template_hash(spec: ModelDeploymentSpec) -> str:
+    """A short hash of everything that defines a candidate: the model and its pod template."""
+    material = json.dumps(
+        {
+            "model": spec.model.to_wire(),
+            "template": spec.workload.template,
+            "serving": spec.serving.to_wire(),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Enough of the ModelDeployment to own and label its children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, md: ModelDeployment) -> Owner:
+        meta = md.metadata
+        return cls(name=str(meta["name"]), namespace=str(meta["namespace"]), uid=str(meta["uid"]))
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "ModelDeployment",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def selector_labels(owner: str, track: Track | None) -> dict[str, str]:
+    labels = {LABEL_NAME: owner}
+    if track is not None:
+        labels[LABEL_TRACK] = track
+    return labels
+
+
+def _metadata(
+    owner: Owner, name: str, track: Track | None, version: str | None, hash_: str | None
+) -> dict[str, Any]:
+    labels = {**selector_labels(owner.name, track), LABEL_MANAGED_BY: MANAGER}
+    if version is not None:
+        labels[LABEL_VERSION] = label_value(version)
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels,
+        "ownerReferences": [owner.reference()],
+    }
+    if hash_ is not None:
+        meta["annotations"] = {ANNOTATION_HASH: hash_}
+    return meta
+
+
+def label_value(value: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in value)[:63]
+    return cleaned.strip("-_.") or "none"
+
+
+def pod_template(spec: ModelDeploymentSpec, owner: str, track: Track) -> dict[str, Any]:
+    """The user's pod template with our labels and the model environment variables."""
+    template = copy.deepcopy(spec.workload.template)
+    meta = template.setdefault("metadata", {})
+    labels = meta.setdefault("labels", {})
+    labels.update(selector_labels(owner, track))
+    labels[LABEL_VERSION] = label_value(spec.model.version)
+    pod_spec = template.setdefault("spec", {})
+    model_env = [
+        {"name": "MODEL_NAME", "value": spec.model.name},
+        {"name": "MODEL_VERSION", "value": spec.model.version},
+    ]
+    if spec.model.uri:
+        model_env.append({"name": "MODEL_URI", "value": spec.model.uri})
+    for container in pod_spec.get("containers", []):
+        env = [
+            e
+            for e in container.get("env", [])
+            if e.get("name") not in {"MODEL_NAME", "MODEL_VERSION", "MODEL_URI"}
+        ]
+        container["env"] = env + model_env
+    return template
+
+
+def deployment(
+    owner: Owner,
+    track: Track,
+    template: dict[str, Any],
+    *,
+    replicas: int,
+    version: str | None,
+    hash_: str | None,
+) -> dict[str, Any]:
+    """A Deployment for one track, from an already labelled pod template."""
+    name = names.stable_name(owner.name) if track == "stable" else names.candidate_name(owner.name)
+    tmpl = copy.deepcopy(template)
+    tmpl.setdefault("metadata", {}).setdefault("labels", {}).update(
+        selector_labels(owner.name, track)
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, name, track, version, hash_),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(owner.name, track)},
+            "template": tmpl,
+        },
+    }
+
+
+def service(owner: Owner, spec: ModelDeploymentSpec, track: Track | None) -> dict[str, Any]:
+    """The Service of one track, or the live Service of both (track None)."""
+    if track == "stable":
+        name = names.stable_name(owner.name)
+    elif track == "candidate":
+        name = names.candidate_name(owner.name)
+    else:
+        name = names.live_service_name(owner.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, name, track, None, None),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(owner.name, track),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": spec.serving.service_port,
+                    "targetPort": spec.serving.port,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    """What one track should run."""
+
+    template: dict[str, Any]
+    replicas: int
+    version: str | None
+    hash: str | None
+
+
+def desired_objects(
+    md: ModelDeployment, *, stable: TrackPlan, candidate: TrackPlan
+) -> list[dict[str, Any]]:
+    """Every object the ModelDeployment owns, in the order they should be applied."""
+    owner = Owner.of(md)
+    return [
+        service(owner, md.spec, None),
+        service(owner, md.spec, "stable"),
+        service(owner, md.spec, "candidate"),
+        deployment(
+            owner,
+            "stable",
+            stable.template,
+            replicas=stable.replicas,
+            version=stable.version,
+            hash_=stable.hash,
+        ),
+        deployment(
+            owner,
+            "candidate",
+            candidate.template,
+            replicas=candidate.replicas,
+            version=candidate.version,
+            hash_=candidate.hash,
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""kopf bindings. Each handler is a few lines: it hands the work to a service from ``memo``."""

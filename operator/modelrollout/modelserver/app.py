@@ -1,0 +1,233 @@
+"""The model server's HTTP application (KServe v1 protocol, Prometheus metrics, stats).
+
+Endpoints:
+
+``POST /v1/models/<name>:predict``
+    ``{"instances": [[f1, f2, ...], ...]}`` (or ``"inputs"``) → ``{"predictions": [p, ...]}``.
+    A single flat instance ``{"instances": [f1, f2, ...]}`` is accepted too. Malformed
+    input is a 400 with ``{"error": ...}``; a wrong model name is a 404.
+``GET /v1/models/<name>``
+    Model metadata and readiness.
+``GET /healthz``
+    ``ok``.
+``GET /metrics``
+    Prometheus text: requests by code, a latency histogram, and a ``model_info`` series
+    carrying the version label.
+``GET /stats`` / ``POST /stats/reset``
+    The server's own record of every prediction request: its arrival time and the time the
+    server spent on it (ms). Benchmarks compare a load generator's measurements with this
+    ground truth. ``?since=N`` returns records from index N on.
+
+Fault injection for tests and demos: a fixed latency plus an exponentially distributed
+jitter (mean ``latency_jitter_ms``), and an error rate answered with HTTP 500. Both use a
+seeded generator, so a run is reproducible given the same request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiohttp import web
+
+from modelrollout.modelserver.model import LogisticModel
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MAX_RECORDS = 2_000_000
+
+
+@dataclass
+class ServerConfig:
+    model_name: str = "model"
+    model: LogisticModel = field(default_factory=LogisticModel.builtin)
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    seed: int = 0
+    max_records: int = MAX_RECORDS
+
+
+class Recorder:
+    """Per-request ground truth plus Prometheus counters."""
+
+    def __init__(self, max_records: int) -> None:
+        self.max_records = max_records
+        self.arrivals: list[float] = []
+        self.service_ms: list[float] = []
+        self.statuses: list[int] = []
+        self.overflow = 0
+        self.by_code: dict[int, int] = {}
+        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.duration_sum = 0.0
+        self.duration_count = 0
+
+    def record(self, arrival: float, seconds: float, status: int) -> None:
+        if len(self.arrivals) < self.max_records:
+            self.arrivals.append(arrival)
+            self.service_ms.append(seconds * 1000.0)
+            self.statuses.append(status)
+        else:
+            self.overflow += 1
+        self.by_code[status] = self.by_code.get(status, 0) + 1
+        self.duration_sum += seconds
+        self.duration_count += 1
+        for position, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.bucket_counts[position] += 1
+                break
+        else:
+            self.bucket_counts[-1] += 1
+
+    def reset(self) -> None:
+        self.arrivals.clear()
+        self.service_ms.clear()
+        self.statuses.clear()
+        self.overflow = 0
+
+
+def _metrics_text(config: ServerConfig, recorder: Recorder) -> str:
+    labels = f'model="{config.model_name}",version="{config.model.version}"'
+    lines = [
+        "# HELP modelserver_model_info The model being served.",
+        "# TYPE modelserver_model_info gauge",
+        f"modelserver_model_info{{{labels}}} 1",
+        "# HELP modelserver_requests_total Prediction requests by HTTP status code.",
+        "# TYPE modelserver_requests_total counter",
+    ]
+    for code in sorted(recorder.by_code):
+        lines.append(
+            f'modelserver_requests_total{{{labels},code="{code}"}} {recorder.by_code[code]}'
+        )
+    lines += [
+        "# HELP modelserver_request_duration_seconds Time spent serving a prediction request.",
+        "# TYPE modelserver_request_duration_seconds histogram",
+    ]
+    cumulative = 0
+    for bound, count in zip(LATENCY_BUCKETS, recorder.bucket_counts, strict=False):
+        cumulative += count
+        lines.append(
+            f'modelserver_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
+        )
+    lines.append(
+        f'modelserver_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
+        f"{recorder.duration_count}"
+    )
+    lines.append(f"modelserver_request_duration_seconds_sum{{{labels}}} {recorder.duration_sum}")
+    lines.append(
+        f"modelserver_request_duration_seconds_count{{{labels}}} {recorder.duration_count}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse_instances(document: object, features: int) -> np.ndarray:
+    """The instances of a KServe v1 request as a 2-D float array."""
+    if isinstance(document, dict):
+        instances = document.get("instances", document.get("inputs"))
+        if instances is None:
+            raise BadRequest('expected {"instances": [[...], ...]}')
+    else:
+        raise BadRequest('expected a JSON object {"instances": [[...], ...]}')
+    if not isinstance(instances, list) or not instances:
+        raise BadRequest("instances must be a non-empty list")
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in instances):
+        instances = [instances]
+    try:
+        array = np.asarray(instances, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BadRequest("instances must be lists of numbers of equal length") from None
+    if array.ndim != 2 or array.shape[1] != features:
+        raise BadRequest(f"each instance must have {features} numbers")
+    if not np.isfinite(array).all():
+        raise BadRequest("instances must be finite numbers")
+    return array
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    recorder = Recorder(config.max_records)
+    rng = np.random.default_rng(config.seed)
+    model = config.model
+    base_delay = config.latency_ms / 1000.0
+    jitter_mean = config.latency_jitter_ms / 1000.0
+
+    async def predict(request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        arrival = loop.time()
+        status, payload = await _predict(request)
+        recorder.record(arrival, loop.time() - arrival, status)
+        return web.Response(
+            body=json.dumps(payload, separators=(",", ":")).encode(),
+            status=status,
+            content_type="application/json",
+        )
+
+    async def _predict(request: web.Request) -> tuple[int, dict[str, object]]:
+        if request.match_info["name"] != config.model_name:
+            return 404, {"error": f"model {request.match_info['name']!r} not found"}
+        body = await request.read()
+        delay = base_delay
+        if jitter_mean > 0:
+            delay += float(rng.exponential(jitter_mean))
+        fail = config.error_rate > 0 and float(rng.random()) < config.error_rate
+        try:
+            instances = parse_instances(json.loads(body), model.features)
+        except (ValueError, UnicodeDecodeError):
+            return 400, {"error": "request body is not JSON"}
+        except BadRequest as error:
+            return 400, {"error": str(error)}
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fail:
+            return 500, {"error": "injected failure"}
+        return 200, {"predictions": model.predict(instances), "modelVersion": model.version}
+
+    async def metadata(request: web.Request) -> web.Response:
+        if request.match_info["name"] != config.model_name:
+            raise web.HTTPNotFound(text="model not found")
+        return web.json_response(
+            {"name": config.model_name, "version": model.version, "ready": True}
+        )
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            text=_metrics_text(config, recorder), content_type="text/plain", charset="utf-8"
+        )
+
+    async def stats(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        return web.json_response(
+            {
+                "count": len(recorder.arrivals),
+                "overflow": recorder.overflow,
+                "arrivals": recorder.arrivals[since:],
+                "serviceTimesMs": recorder.service_ms[since:],
+                "statuses": recorder.statuses[since:],
+                "clock": time.monotonic(),
+            }
+        )
+
+    async def reset(_: web.Request) -> web.Response:
+        recorder.reset()
+        return web.json_response({"reset": True})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/v1/models/{name}:predict", predict)
+    app.router.add_get("/v1/models/{name}", metadata)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/stats/reset", reset)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,0 +1,1 @@
+"""Services: everything that talks to Kubernetes, Prometheus and model endpoints."""

@@ -1,0 +1,301 @@
+"""A narrow Kubernetes client: the handful of calls the operator makes, as plain dicts.
+
+The generated client returns typed objects; the decisions in ``core`` work on plain
+manifests and pydantic models, so every read here asks for the raw JSON. Writes of owned
+objects use server-side apply with a fixed field manager and ``force``: the operator is the
+only writer of what it owns, an apply is idempotent (a restart re-applies the same
+objects without conflict), and fields other managers set (an HPA's replicas, a mesh's
+annotations) are left alone.
+
+API errors are mapped onto :mod:`modelrollout.core.errors` so callers never look at HTTP
+status codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelrollout.core import errors
+from modelrollout.core.api.common import GROUP, VERSION
+from modelrollout.core.clock import rfc3339
+
+FIELD_MANAGER = "modelrollout"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+COMPONENT = "modelrollout"
+
+T = TypeVar("T")
+
+
+def _call(fn: Callable[[], T], what: str) -> T:
+    try:
+        return fn()
+    except ApiException as exc:
+        raise errors.from_status(int(exc.status or 0), what, _message(exc)) from exc
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        return str(exc.body or exc.reason)
+    return str(body.get("message") or exc.reason)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+class Kube:
+    """The operator's view of the Kubernetes API."""
+
+    def __init__(self, api_client: client.ApiClient, *, instance: str = "modelrollout") -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.instance = instance
+
+    # --- our own kinds -------------------------------------------------------------
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _call(
+                lambda: _json(
+                    self.custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, plural, name, _preload_content=False
+                    )
+                ),
+                f"{plural}/{name}",
+            )
+        except errors.NotFound:
+            return None
+
+    def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        data = _call(
+            lambda: _json(
+                self.custom.list_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+            ),
+            plural,
+        )
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch the status subresource (keys set to None are removed)."""
+        _call(
+            lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE,
+                _preload_content=False,
+            ),
+            f"{plural}/{name} status",
+        )
+
+    def apply_custom(self, plural: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        _call(
+            lambda: self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                plural,
+                meta["name"],
+                body,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+                _preload_content=False,
+            ),
+            f"{plural}/{meta['name']}",
+        )
+
+    # --- owned workloads -------------------------------------------------------------
+    def apply(self, body: dict[str, Any]) -> None:
+        """Server-side apply of a Deployment, Service or Job we own."""
+        kind = body["kind"]
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        common: dict[str, Any] = {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "_content_type": APPLY,
+            "_preload_content": False,
+        }
+        calls: dict[str, Callable[[], Any]] = {
+            "Deployment": lambda: self.apps.patch_namespaced_deployment(
+                name, namespace, body, **common
+            ),
+            "Service": lambda: self.core.patch_namespaced_service(name, namespace, body, **common),
+            "Job": lambda: self.batch.patch_namespaced_job(name, namespace, body, **common),
+        }
+        if kind not in calls:
+            raise errors.PermanentError(f"cannot apply objects of kind {kind}")
+        _call(calls[kind], f"{kind.lower()}/{name}")
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _call(
+                lambda: _json(
+                    self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+                ),
+                f"deployment/{name}",
+            )
+        except errors.NotFound:
+            return None
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _call(
+                lambda: _json(
+                    self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+                ),
+                f"job/{name}",
+            )
+        except errors.NotFound:
+            return None
+
+    def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        data = _call(
+            lambda: _json(
+                self.batch.list_namespaced_job(
+                    namespace, label_selector=label_selector, _preload_content=False
+                )
+            ),
+            "jobs",
+        )
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(errors.NotFound):
+            _call(
+                lambda: self.batch.delete_namespaced_job(
+                    name, namespace, propagation_policy="Background", _preload_content=False
+                ),
+                f"job/{name}",
+            )
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        data = _call(
+            lambda: _json(
+                self.core.list_namespaced_pod(
+                    namespace, label_selector=label_selector, _preload_content=False
+                )
+            ),
+            "pods",
+        )
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
+    def pod_log(self, namespace: str, name: str, *, tail_bytes: int = 4 * 1024 * 1024) -> str:
+        response: Any = _call(
+            lambda: self.core.read_namespaced_pod_log(
+                name, namespace, limit_bytes=tail_bytes, _preload_content=False
+            ),
+            f"pod/{name} log",
+        )
+        text: str = response.data.decode("utf-8", "replace")
+        return text
+
+    # --- references --------------------------------------------------------------------
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _call(
+                lambda: _json(
+                    self.core.read_namespaced_config_map(name, namespace, _preload_content=False)
+                ),
+                f"configmap/{name}",
+            )
+        except errors.NotFound:
+            return None
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _call(
+                lambda: _json(
+                    self.core.read_namespaced_secret(name, namespace, _preload_content=False)
+                ),
+                f"secret/{name}",
+            )
+        except errors.NotFound:
+            return None
+
+    # --- events --------------------------------------------------------------------------
+    def event(
+        self,
+        involved: dict[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> None:
+        """Record a core/v1 Event about one of our objects."""
+        meta = involved["metadata"]
+        stamp = rfc3339(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        _call(
+            lambda: self.core.create_namespaced_event(
+                meta["namespace"], cast(Any, body), _preload_content=False
+            ),
+            "event",
+        )
+
+
+def config_map_value(obj: dict[str, Any], key: str) -> bytes | None:
+    """A ConfigMap value as bytes, from data or binaryData."""
+    data = obj.get("data") or {}
+    if key in data:
+        return str(data[key]).encode()
+    binary = obj.get("binaryData") or {}
+    if key in binary:
+        return base64.b64decode(binary[key])
+    return None

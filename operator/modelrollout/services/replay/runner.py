@@ -1,0 +1,448 @@
+"""The replay run loop: an open-loop sender that keeps its own clock.
+
+The loop walks the plan (:mod:`modelrollout.core.replay.plan`) and, for each send,
+sleeps until its intended time ``start + t_k``. asyncio timers are not precise (a wake-up
+may come a millisecond late, occasionally more under load), so the loop never derives
+time from its sleeps: after each wake-up it sends *everything* that is due and records,
+for each request, the intended time it was computed for. Latency is then measured from
+that intended time, so a late wake-up or a saturated client shows up as send lag and
+latency instead of silently stretching the schedule (no coordinated omission).
+
+Each endpoint (target, and baseline when given) has its own concurrency limit. A due
+send that finds the limit reached waits in a FIFO queue; it leaves as soon as a request
+completes, with its lag recorded. A send still queued ``max_lag`` after its intended time
+is *dropped*: counted per second and in total, reported in the result and in a warning.
+The queue is therefore bounded by ``rate * max_lag`` and the run cannot fall ever further
+behind a slow target.
+
+When the scheduler is behind (a burst of due sends), it yields to the event loop every
+few sends so that responses keep being read; otherwise a long burst would starve the
+very requests it has just started.
+
+Progress is reported through a callback at a fixed interval; the CLI draws a progress
+bar with it and the operator could log it. A stop event (set on SIGINT/SIGTERM by the
+CLI) ends scheduling early; in-flight requests still complete and the result is marked
+as interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from modelrollout.core.replay.accumulator import ReplayAccumulator, classify_response
+from modelrollout.core.replay.criteria import SuccessCriteria
+from modelrollout.core.replay.events import Event
+from modelrollout.core.replay.options import ReplayOptions
+from modelrollout.core.replay.plan import DatasetInfo, EmptyDatasetError, Plan, PlannedSend
+from modelrollout.core.replay.quality import PredictionReader
+from modelrollout.core.replay.rates import RateSpec
+from modelrollout.core.replay.result import (
+    MalformedLine,
+    ReplayResult,
+    ReplaySettings,
+    RunInfo,
+    result_from_run,
+)
+from modelrollout.core.replay.selection import (
+    DatasetTally,
+    EventReader,
+    EventSelection,
+    select_events,
+)
+from modelrollout.services.replay.dataset import LocalDataset, open_dataset
+from modelrollout.services.replay.transport import (
+    ClientName,
+    SendError,
+    Transport,
+    make_transport,
+)
+
+START_LEAD = 0.02
+"""Seconds between planning and the first intended send, so that it is not born late."""
+
+BURST_YIELD = 32
+"""While behind schedule, yield to the event loop after this many sends."""
+
+
+@dataclass(slots=True)
+class ReplayJob:
+    """Everything a run needs."""
+
+    events: str
+    target: str
+    baseline: str | None = None
+    rate: RateSpec = field(default_factory=lambda: RateSpec(speed=1.0))
+    selection: EventSelection = field(default_factory=EventSelection)
+    options: ReplayOptions = field(default_factory=ReplayOptions)
+    criteria: SuccessCriteria | None = None
+    shard_index: int = 0
+    shard_count: int = 1
+    client: ClientName = "aiohttp"
+
+
+@dataclass(slots=True)
+class Progress:
+    """A snapshot for progress displays."""
+
+    elapsed: float
+    planned_seconds: float
+    expected: int | None
+    scheduled: int
+    sent: int
+    ok: int
+    errors: int
+    dropped: int
+    in_flight: int
+    last_second_p99_ms: float | None
+    phase: str = "sending"
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _endpoint_url(base: str, event: Event, use_event_path: bool) -> str:
+    if not use_event_path or event.path is None:
+        return base
+    parts = urlsplit(base)
+    path, _, query = event.path.partition("?")
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+
+
+class _Endpoint:
+    """Sends to one URL under a concurrency limit, dropping sends past the max lag."""
+
+    def __init__(
+        self,
+        which: int,
+        url: str,
+        transport: Transport,
+        options: ReplayOptions,
+        acc: ReplayAccumulator,
+        reader: PredictionReader | None,
+        start: float,
+    ) -> None:
+        self.which = which
+        self.url = url
+        self.transport = transport
+        self.concurrency = options.concurrency
+        self.max_lag = options.max_lag_seconds
+        self.extra_headers = dict(options.headers)
+        self.use_event_path = options.use_event_path
+        self.acc = acc
+        self.reader = reader
+        self.start = start
+        self.in_flight = 0
+        self.queue: deque[PlannedSend] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.loop = asyncio.get_running_loop()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def submit(self, send: PlannedSend, now: float) -> None:
+        if self.in_flight < self.concurrency and not self.queue:
+            self._start(send)
+        else:
+            self.queue.append(send)
+            self.expire(now)
+
+    def expire(self, now: float) -> None:
+        queue = self.queue
+        while queue:
+            due = self.start + queue[0].offset
+            if now - due <= self.max_lag:
+                break
+            send = queue.popleft()
+            self.acc.dropped(self.which, send.index, send.offset, now - due)
+        self._update_idle()
+
+    def _drain(self) -> None:
+        now = self.loop.time()
+        self.expire(now)
+        while self.queue and self.in_flight < self.concurrency:
+            self._start(self.queue.popleft())
+
+    def _start(self, send: PlannedSend) -> None:
+        self.in_flight += 1
+        self.idle.clear()
+        task = self.loop.create_task(self._request(send))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _headers(self, event: Event) -> Mapping[str, str]:
+        headers = {"Content-Type": event.content_type}
+        for key, value in event.headers:
+            headers[key] = value
+        if self.extra_headers:
+            headers.update(self.extra_headers)
+        return headers
+
+    async def _request(self, send: PlannedSend) -> None:
+        event = send.event
+        loop = self.loop
+        sent_at = loop.time()
+        lag = sent_at - (self.start + send.offset)
+        try:
+            status, body = await self.transport.send(
+                event.method,
+                _endpoint_url(self.url, event, self.use_event_path),
+                event.body,
+                self._headers(event),
+            )
+        except SendError as error:
+            kind, prediction = error.kind, None
+        except Exception:  # an unexpected client failure must still be accounted for
+            kind, prediction = "connection", None
+        else:
+            kind, prediction = classify_response(status, body, self.reader)
+        finally:
+            service = loop.time() - sent_at
+            self.in_flight -= 1
+        self.acc.completed(
+            self.which, send.index, send.offset, lag, service, kind, prediction, event.label
+        )
+        self._drain()
+        self._update_idle()
+
+    def _update_idle(self) -> None:
+        if self.in_flight == 0 and not self.queue:
+            self.idle.set()
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _events_factory(dataset: LocalDataset, reader: EventReader) -> Callable[[], Iterator[Event]]:
+    def passes() -> Iterator[Event]:
+        return select_events(dataset.lines(), reader, DatasetTally())
+
+    return passes
+
+
+def scan_dataset(
+    dataset: LocalDataset, reader: EventReader, shard_index: int, shard_count: int
+) -> DatasetTally:
+    """First pass: count and validate; raises EmptyDatasetError when nothing is usable."""
+    tally = DatasetTally(shard_index=shard_index, shard_count=shard_count)
+    for _ in select_events(dataset.lines(), reader, tally):
+        pass
+    if dataset.read_error is not None:
+        line, reason = dataset.read_error
+        tally.add_malformed(line, reason)
+    if tally.selected_total == 0:
+        detail = ""
+        if tally.malformed_samples:
+            sample = tally.malformed_samples[0]
+            detail = f"; first problem: line {sample.line}: {sample.reason}"
+        elif tally.filtered:
+            detail = "; the selection (--since/--until/--filter/--sample) left nothing"
+        raise EmptyDatasetError(
+            f"no usable event in {dataset.source}: {tally.lines} lines, "
+            f"{tally.malformed} malformed, {tally.filtered} filtered out{detail}"
+        )
+    return tally
+
+
+async def run_replay(
+    job: ReplayJob,
+    progress: ProgressCallback | None = None,
+    *,
+    progress_interval: float = 0.5,
+    stop: asyncio.Event | None = None,
+) -> ReplayResult:
+    """Run one replay (or one shard of it) and return its result.
+
+    Raises ``DatasetError``/``EmptyDatasetError`` for unusable input and
+    ``DatasetFetchError`` when a dataset URL cannot be fetched.
+    """
+    options = job.options
+    reader = EventReader(
+        selection=job.selection,
+        label_field=options.label_field,
+        require_timestamp=job.rate.speed is not None,
+    )
+    prediction_reader = (
+        PredictionReader.create(
+            options.prediction_path,
+            options.prediction_kind,
+            options.threshold,
+            options.positive_label,
+        )
+        if options.prediction_path
+        else None
+    )
+    async with open_dataset(job.events) as dataset:
+        tally = await asyncio.to_thread(
+            scan_dataset, dataset, reader, job.shard_index, job.shard_count
+        )
+        plan = Plan(
+            job.rate,
+            DatasetInfo(tally.selected_total, tally.first_timestamp, tally.last_timestamp),
+        )
+        acc = ReplayAccumulator(baseline=job.baseline is not None, reader=prediction_reader)
+        transports = [make_transport(job.client, options.concurrency, options.timeout_seconds)]
+        if job.baseline is not None:
+            transports.append(
+                make_transport(job.client, options.concurrency, options.timeout_seconds)
+            )
+        started_at = _now_rfc3339()
+        wall_start = time.monotonic()
+        interrupted = False
+        try:
+            interrupted = await _send_all(
+                job,
+                plan,
+                dataset,
+                reader,
+                acc,
+                prediction_reader,
+                transports,
+                progress,
+                progress_interval,
+                stop,
+            )
+        finally:
+            await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+        duration = time.monotonic() - wall_start
+    planned = plan.planned_duration if plan.planned_duration is not None else duration
+    info = RunInfo(
+        target=job.target,
+        baseline=job.baseline,
+        started_at=started_at,
+        finished_at=_now_rfc3339(),
+        duration_seconds=duration,
+        planned_seconds=planned,
+        shard_index=job.shard_index,
+        shard_count=job.shard_count,
+        settings=ReplaySettings(
+            events=job.events, rate=job.rate, selection=job.selection, options=options
+        ),
+        criteria=job.criteria,
+        lines=tally.lines,
+        selected=tally.selected,
+        filtered=tally.filtered,
+        malformed=tally.malformed,
+        malformed_lines=[
+            MalformedLine(line=m.line, reason=m.reason) for m in tally.malformed_samples
+        ],
+    )
+    result = result_from_run(acc, info)
+    if interrupted:
+        result.warnings.insert(
+            0, f"the run was interrupted after {duration:.1f} s: the result covers part of it"
+        )
+    return result
+
+
+async def _send_all(
+    job: ReplayJob,
+    plan: Plan,
+    dataset: LocalDataset,
+    reader: EventReader,
+    acc: ReplayAccumulator,
+    prediction_reader: PredictionReader | None,
+    transports: list[Transport],
+    progress: ProgressCallback | None,
+    progress_interval: float,
+    stop: asyncio.Event | None,
+) -> bool:
+    loop = asyncio.get_running_loop()
+    start = loop.time() + START_LEAD
+    urls = [job.target] + ([job.baseline] if job.baseline is not None else [])
+    endpoints = [
+        _Endpoint(i, url, transports[i], job.options, acc, prediction_reader, start)
+        for i, url in enumerate(urls)
+    ]
+    expected = plan.expected_total()
+    if expected is not None and job.shard_count > 1:
+        expected = len(range(job.shard_index, expected, job.shard_count))
+    planned = plan.expected_duration()
+
+    def snapshot(phase: str) -> Progress:
+        target = acc.target
+        last = target.timeline.get(max(target.timeline)) if target.timeline else None
+        return Progress(
+            elapsed=max(loop.time() - start, 0.0),
+            planned_seconds=planned,
+            expected=expected,
+            scheduled=target.scheduled + len(endpoints[0].queue) + endpoints[0].in_flight,
+            sent=target.sent,
+            ok=target.ok,
+            errors=target.error_count,
+            dropped=target.dropped,
+            in_flight=endpoints[0].in_flight,
+            last_second_p99_ms=last.latency.quantile(0.99) if last else None,
+            phase=phase,
+        )
+
+    reporter: asyncio.Task[None] | None = None
+    if progress is not None:
+        callback = progress
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(progress_interval)
+                callback(snapshot("sending"))
+
+        reporter = loop.create_task(report())
+
+    interrupted = False
+    try:
+        burst = 0
+        for send in plan.sends(_events_factory(dataset, reader), job.shard_index, job.shard_count):
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
+            due = start + send.offset
+            now = loop.time()
+            if due > now:
+                burst = 0
+                while due > now and not (stop is not None and stop.is_set()):
+                    await asyncio.sleep(min(due - now, 0.25))
+                    now = loop.time()
+                if stop is not None and stop.is_set():
+                    interrupted = True
+                    break
+                for endpoint in endpoints:
+                    endpoint.expire(now)
+            else:
+                burst += 1
+                if burst >= BURST_YIELD:
+                    burst = 0
+                    await asyncio.sleep(0)
+                    now = loop.time()
+            for endpoint in endpoints:
+                endpoint.submit(send, now)
+        # Let queued sends leave or expire, and in-flight requests finish.
+        while not all(e.idle.is_set() for e in endpoints):
+            now = loop.time()
+            for endpoint in endpoints:
+                endpoint.expire(now)
+            waiters = [loop.create_task(e.idle.wait()) for e in endpoints]
+            _, pending = await asyncio.wait(waiters, timeout=0.05)
+            for waiter in pending:
+                waiter.cancel()
+    finally:
+        if reporter is not None:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        if progress is not None:
+            progress(snapshot("done"))
+    return interrupted
+
+
+__all__ = [
+    "EmptyDatasetError",
+    "Progress",
+    "ReplayJob",
+    "run_replay",
+    "scan_dataset",
+]

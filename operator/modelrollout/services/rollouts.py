@@ -1,0 +1,130 @@
+"""Reconcile one ModelDeployment: observe, decide, act, write the status once.
+
+This is the I/O shell around :func:`modelrollout.core.rollout.decide`. It reads the
+object fresh from the apiserver (a queued reconcile may run long after the event that
+caused it), looks up the referenced ConfigMaps and Secrets, reads the owned Deployments
+and the ReplayTest, and hands all of it to ``decide``. Then it applies the owned objects
+with server-side apply, creates the ReplayTest, records the Events and writes the status
+with one merge patch, skipped when nothing changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelrollout.core import names, rollout
+from modelrollout.core.api import modeldeployment, replaytest
+from modelrollout.core.api.modeldeployment import ModelDeployment
+from modelrollout.core.api.replaytest import ReplayTestStatus
+from modelrollout.core.clock import utcnow
+from modelrollout.core.references import Reference, model_deployment_refs
+from modelrollout.services.kube import Kube
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator-wide behaviour that is not part of any spec."""
+
+    wait_for_ready: bool = True
+
+
+def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Reference]:
+    """The references whose object (or key) does not exist."""
+    missing: list[Reference] = []
+    cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for ref in refs:
+        key = (ref.kind, ref.name)
+        if key not in cache:
+            getter = kube.get_config_map if ref.kind == "ConfigMap" else kube.get_secret
+            cache[key] = getter(namespace, ref.name)
+        obj = cache[key]
+        if obj is None or (
+            ref.key is not None
+            and ref.key not in (obj.get("data") or {})
+            and ref.key not in (obj.get("binaryData") or {})
+        ):
+            missing.append(ref)
+    return missing
+
+
+def status_payload(status: BaseModel, old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The merge patch for a status, or None when nothing changed.
+
+    Keys the model knows but leaves unset are sent as null so they are removed; the
+    framework's own ``kopf`` stanza is never touched.
+    """
+    new = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
+    current = {k: v for k, v in (old or {}).items() if k != "kopf"}
+    comparable = {k: v for k, v in new.items() if v is not None}
+    if comparable == current:
+        return None
+    return new
+
+
+def _replay_view(obj: dict[str, Any] | None) -> rollout.ReplayView | None:
+    if obj is None:
+        return None
+    status = ReplayTestStatus.model_validate(
+        {k: v for k, v in (obj.get("status") or {}).items() if k != "kopf"}
+    )
+    return rollout.ReplayView(
+        name=obj["metadata"]["name"],
+        phase=status.phase,
+        verdict=status.verdict,
+        reasons=tuple(status.reasons),
+        result=status.result,
+    )
+
+
+class RolloutService:
+    def __init__(self, kube: Kube, settings: Settings | None = None) -> None:
+        self.kube = kube
+        self.settings = settings or Settings()
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """One reconcile; returns seconds until the next one is due, if any."""
+        raw = self.kube.get_custom(modeldeployment.PLURAL, namespace, name)
+        if raw is None or raw["metadata"].get("deletionTimestamp"):
+            return None
+        md = ModelDeployment.model_validate(_without_kopf(raw))
+        missing = find_missing(self.kube, namespace, model_deployment_refs(md.spec))
+        stable = self.kube.get_deployment(namespace, names.stable_name(name))
+        candidate = self.kube.get_deployment(namespace, names.candidate_name(name))
+        replay_name = md.status.replay_test if md.status else None
+        replay = (
+            self.kube.get_custom(replaytest.PLURAL, namespace, replay_name) if replay_name else None
+        )
+        observed = rollout.Observed(
+            md=md,
+            missing=missing,
+            stable=rollout.DeploymentView.of(stable),
+            candidate=rollout.DeploymentView.of(candidate),
+            replay=_replay_view(replay),
+            now=utcnow(),
+            wait_for_ready=self.settings.wait_for_ready,
+        )
+        decision = rollout.decide(observed)
+        for obj in decision.apply:
+            self.kube.apply(obj)
+        if decision.create_replay is not None:
+            self.kube.apply_custom(replaytest.PLURAL, decision.create_replay)
+        for event in decision.events:
+            self.kube.event(
+                raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now
+            )
+        patch = status_payload(decision.status, raw.get("status"))
+        if patch is not None:
+            self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
+        return decision.requeue_after
+
+
+def _without_kopf(raw: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in raw
+    }
+    if raw.get("status"):
+        body["status"] = {k: v for k, v in raw["status"].items() if k != "kopf"}
+    return body

@@ -1,0 +1,128 @@
+"""Run reconciles per object: one at a time, coalesced, and re-queued when time matters.
+
+kopf delivers watch events; a rollout also has to move when *time* passes (a bake step
+ends, a replay is polled). Per-object timers in kopf add a finalizer to the user's object,
+which blocks deletion whenever the operator is down, so time is handled here instead, as
+controller-runtime does with ``RequeueAfter``:
+
+* every trigger (a watch event, a requeue) asks for a reconcile of one key;
+* at most one reconcile per key runs at a time; triggers that arrive meanwhile collapse
+  into one more run afterwards;
+* a reconcile returns the seconds after which it wants to run again; the earliest
+  requested time wins;
+* errors are retried with the delay a ``TemporaryError`` carries, or with backoff.
+
+Nothing here is state that matters across restarts: on start, kopf lists every object,
+each gets a reconcile, and the status says where each rollout stood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelrollout.core import errors
+
+Key = tuple[str, str]
+ReconcileFn = Callable[[str, str], float | None]
+
+log = logging.getLogger("modelrollout.scheduler")
+
+MAX_BACKOFF = 60.0
+
+
+@dataclass
+class _Slot:
+    running: bool = False
+    again: bool = False
+    timer: asyncio.TimerHandle | None = None
+    due: float | None = None
+    failures: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Scheduler:
+    """Coalescing per-key reconcile runner; the sync reconcile runs in a worker thread."""
+
+    def __init__(self, name: str, reconcile: ReconcileFn, *, resync: float = 60.0) -> None:
+        self.name = name
+        self.reconcile = reconcile
+        self.resync = resync
+        self.slots: dict[Key, _Slot] = {}
+
+    def trigger(self, key: Key) -> None:
+        """Ask for a reconcile of ``key`` as soon as possible."""
+        slot = self.slots.setdefault(key, _Slot())
+        if slot.running:
+            slot.again = True
+            return
+        self._cancel_timer(slot)
+        slot.running = True
+        slot.task = asyncio.get_running_loop().create_task(self._run(key, slot))
+
+    def forget(self, key: Key) -> None:
+        """The object is gone: drop its timer."""
+        slot = self.slots.pop(key, None)
+        if slot is not None:
+            self._cancel_timer(slot)
+
+    def after(self, key: Key, delay: float) -> None:
+        """Ask for a reconcile of ``key`` in ``delay`` seconds (the earliest request wins)."""
+        loop = asyncio.get_running_loop()
+        slot = self.slots.setdefault(key, _Slot())
+        due = loop.time() + max(delay, 0.0)
+        if slot.due is not None and slot.due <= due and slot.timer is not None:
+            return
+        self._cancel_timer(slot)
+        slot.due = due
+        slot.timer = loop.call_at(due, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        slot = self.slots.get(key)
+        if slot is None:
+            return
+        slot.timer = None
+        slot.due = None
+        self.trigger(key)
+
+    @staticmethod
+    def _cancel_timer(slot: _Slot) -> None:
+        if slot.timer is not None:
+            slot.timer.cancel()
+        slot.timer = None
+        slot.due = None
+
+    async def _run(self, key: Key, slot: _Slot) -> None:
+        try:
+            while True:
+                slot.again = False
+                delay = await self._once(key, slot)
+                if key not in self.slots:
+                    return
+                if not slot.again:
+                    self.after(key, delay)
+                    return
+        finally:
+            slot.running = False
+
+    async def _once(self, key: Key, slot: _Slot) -> float:
+        namespace, name = key
+        try:
+            requeue = await asyncio.to_thread(self.reconcile, namespace, name)
+        except errors.TemporaryError as exc:
+            slot.failures += 1
+            log.warning(
+                "%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, exc.delay
+            )
+            return exc.delay
+        except Exception:
+            slot.failures += 1
+            delay = min(MAX_BACKOFF, 2.0 ** min(slot.failures, 6))
+            log.exception("%s %s/%s failed; retrying in %.1fs", self.name, namespace, name, delay)
+            return delay
+        slot.failures = 0
+        if requeue is None:
+            return self.resync
+        return min(requeue, self.resync)

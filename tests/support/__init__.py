@@ -1,0 +1,1 @@
+"""Test support: a real Kubernetes control plane, a real Prometheus, and polling helpers."""

@@ -1,0 +1,98 @@
+from factories import build_md
+from modelrollout.core import workloads
+
+
+def test_pod_template_gets_labels_and_model_environment():
+    md = build_md({"spec": {"model": {"uri": "s3://m/v1"}}})
+    template = workloads.pod_template(md.spec, "fraud", "candidate")
+    labels = template["metadata"]["labels"]
+    assert labels[workloads.LABEL_NAME] == "fraud"
+    assert labels[workloads.LABEL_TRACK] == "candidate"
+    assert labels[workloads.LABEL_VERSION] == "v1"
+    env = {e["name"]: e["value"] for e in template["spec"]["containers"][0]["env"]}
+    assert env == {"MODEL_NAME": "fraud", "MODEL_VERSION": "v1", "MODEL_URI": "s3://m/v1"}
+    # the user's spec is not modified
+    assert "metadata" not in md.spec.workload.template
+
+
+def test_user_model_variables_are_replaced_not_duplicated():
+    md = build_md(
+        {
+            "spec": {
+                "workload": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "m",
+                                    "image": "x",
+                                    "env": [
+                                        {"name": "MODEL_VERSION", "value": "old"},
+                                        {"name": "OTHER", "value": "1"},
+                                    ],
+                                }
+                            ]
+                        }
+                    }
+                }
+            }
+        }
+    )
+    env = workloads.pod_template(md.spec, "fraud", "stable")["spec"]["containers"][0]["env"]
+    assert [e["name"] for e in env] == ["OTHER", "MODEL_NAME", "MODEL_VERSION"]
+    assert env[2]["value"] == "v1"
+
+
+def test_desired_objects_are_owned_and_select_their_track():
+    md = build_md()
+    template = workloads.pod_template(md.spec, "fraud", "candidate")
+    plan = workloads.TrackPlan(template=template, replicas=1, version="v1", hash="h")
+    objects = workloads.desired_objects(md, stable=plan, candidate=plan)
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert kinds == [
+        ("Service", "fraud"),
+        ("Service", "fraud-stable"),
+        ("Service", "fraud-candidate"),
+        ("Deployment", "fraud-stable"),
+        ("Deployment", "fraud-candidate"),
+    ]
+    for obj in objects:
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert owner == {
+            "apiVersion": "modelrollout.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "name": "fraud",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        assert obj["metadata"]["namespace"] == "ml"
+    live, stable_svc, _, stable_dep, candidate_dep = objects
+    assert live["spec"]["selector"] == {workloads.LABEL_NAME: "fraud"}
+    assert stable_svc["spec"]["selector"][workloads.LABEL_TRACK] == "stable"
+    assert stable_dep["spec"]["template"]["metadata"]["labels"][workloads.LABEL_TRACK] == "stable"
+    assert candidate_dep["spec"]["selector"]["matchLabels"][workloads.LABEL_TRACK] == "candidate"
+    assert live["spec"]["ports"][0] == {
+        "name": "http",
+        "port": 80,
+        "targetPort": 8080,
+        "protocol": "TCP",
+    }
+
+
+def test_template_hash_follows_model_and_template():
+    base = workloads.template_hash(build_md().spec)
+    assert base == workloads.template_hash(build_md().spec)
+    assert base != workloads.template_hash(build_md({"spec": {"model": {"version": "v2"}}}).spec)
+    changed = build_md(
+        {
+            "spec": {
+                "workload": {
+                    "template": {"spec": {"containers": [{"name": "model", "image": "m:2"}]}}
+                }
+            }
+        }
+    )
+    assert base != workloads.template_hash(changed.spec)
+    # replicas are not part of what defines a candidate
+    assert base == workloads.template_hash(build_md({"spec": {"workload": {"replicas": 5}}}).spec)
