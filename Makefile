@@ -9,7 +9,7 @@ DEV := .dev
 export MODELROLLOUT_CACHE ?= $(HOME)/.cache/modelrollout
 export KUBECONFIG_DEV := $(CURDIR)/$(DEV)/kubeconfig
 
-.PHONY: help install tools crds lint typecheck layers unit test dev dev-cluster dev-cluster-down clean
+.PHONY: help install tools crds lint typecheck test dev dev-down dev-cluster dev-cluster-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -48,5 +48,9 @@ dev-cluster-down: ## Stop the local control plane; no process is left behind
 dev: dev-cluster ## Control plane + CRDs + the operator in the background + an example ModelDeployment
 	bash hack/dev.sh
 
-clean: dev-cluster-down
+dev-down: ## Stop the operator, the model servers and the control plane
+	-for f in $(DEV)/run/*.pid; do [ -f "$$f" ] && kill "$$(cat $$f)" 2>/dev/null; rm -f "$$f"; done
+	$(BIN)/python hack/controlplane.py down --dir $(DEV)/cluster
+
+clean: dev-down
 	rm -rf $(DEV)

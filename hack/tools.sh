@@ -51,7 +51,7 @@ K8S_VERSION="$(gomod_version k8s.io/kubernetes)"
 ETCD_VERSION="$(gomod_version go.etcd.io/etcd/server/v3)"
 [[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" ]] || die "cannot read versions from $K8S_MOD/go.mod"
 K8S_DIR="$CACHE/k8s-$K8S_VERSION"
-HELM_DIR="$CACHE/helm-$HELM_VERSION"
+HELM_DIR="$CACHE/helm-$HELM_VERSION-k8s1.35"
 GATEWAY_DIR="$CACHE/gateway-api-$GATEWAY_API_VERSION"
 
 need_go() {
@@ -170,7 +170,7 @@ step_helm() {
 	log "helm $HELM_VERSION: building (a few minutes on a cold Go cache)"
 	new_tmp helm
 	(cd "$tmp" && GOBIN="$tmp" go install -trimpath \
-		-ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+		-ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=35" \
 		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
 	"$tmp/helm" version --short >/dev/null || die "the built helm does not run"
 	rm -rf "$HELM_DIR"

@@ -35,7 +35,7 @@ EXPECTED_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("modelrollout.io", "replaytests/status"): frozenset({"get", "patch", "update"}),
     ("apps", "deployments"): frozenset(ALL_VERBS),
     ("", "services"): frozenset(ALL_VERBS),
-    ("batch", "jobs"): frozenset({"get", "list", "watch", "create", "delete"}),
+    ("batch", "jobs"): frozenset({"get", "list", "watch", "create", "patch", "delete"}),
     ("", "pods"): frozenset({"get", "list", "watch"}),
     ("", "pods/log"): frozenset({"get"}),
     ("", "configmaps"): frozenset({"get", "list", "watch"}),

@@ -58,8 +58,9 @@ class HistogramState(ApiModel):
     buckets: list[int] = Field(
         default_factory=list,
         description=(
-            "Sparse bucket counts as flat pairs [index, count, index delta, count, ...]: the "
-            "first index is absolute, each following one is the difference to the previous."
+            "Bucket counts, run-encoded: the first number is the index of the first bucket, "
+            "then a positive number is the count of the next bucket and a negative number -n "
+            "skips n empty buckets."
         ),
     )
 
@@ -198,12 +199,6 @@ class LogHistogram:
 
     # -- serialisation ---------------------------------------------------------------
     def to_state(self) -> HistogramState:
-        flat: list[int] = []
-        previous = 0
-        for position, index in enumerate(sorted(self.counts)):
-            flat.append(index if position == 0 else index - previous)
-            flat.append(self.counts[index])
-            previous = index
         return HistogramState(
             relative_accuracy=self.alpha,
             min_value=self.min_value,
@@ -212,21 +207,13 @@ class LogHistogram:
             sum=self.sum,
             min=self.min if self.count else None,
             max=self.max if self.count else None,
-            buckets=flat,
+            buckets=encode_counts(self.counts),
         )
 
     @classmethod
     def from_state(cls, state: HistogramState) -> LogHistogram:
         histogram = cls(state.relative_accuracy, state.min_value)
-        if len(state.buckets) % 2:
-            raise ValueError("histogram buckets must be index/count pairs")
-        index = 0
-        for position in range(0, len(state.buckets), 2):
-            delta, count = state.buckets[position], state.buckets[position + 1]
-            index = delta if position == 0 else index + delta
-            if count < 0:
-                raise ValueError("histogram bucket counts must not be negative")
-            histogram.counts[index] = histogram.counts.get(index, 0) + count
+        histogram.counts = decode_counts(state.buckets)
         histogram.zero_count = state.zero_count
         histogram.count = state.count
         histogram.sum = state.sum
@@ -238,3 +225,42 @@ class LogHistogram:
 
     def copy(self) -> LogHistogram:
         return LogHistogram.from_state(self.to_state())
+
+
+def encode_counts(counts: dict[int, int]) -> list[int]:
+    """Run-encode sparse counts: ``[first index, count | -skip, ...]``.
+
+    Dense stretches cost one number per bucket and gaps one number per gap, so both a
+    latency histogram (contiguous buckets) and a sparse one stay small.
+    """
+    if not counts:
+        return []
+    indexes = sorted(i for i, c in counts.items() if c)
+    if not indexes:
+        return []
+    flat = [indexes[0]]
+    previous = indexes[0] - 1
+    for index in indexes:
+        gap = index - previous - 1
+        if gap:
+            flat.append(-gap)
+        flat.append(counts[index])
+        previous = index
+    return flat
+
+
+def decode_counts(flat: Sequence[int]) -> dict[int, int]:
+    """Inverse of :func:`encode_counts`; raises :class:`ValueError` on a malformed list."""
+    counts: dict[int, int] = {}
+    if not flat:
+        return counts
+    index = flat[0]
+    for value in flat[1:]:
+        if value > 0:
+            counts[index] = value
+            index += 1
+        elif value < 0:
+            index += -value
+        else:
+            raise ValueError("run-encoded counts must not contain 0")
+    return counts

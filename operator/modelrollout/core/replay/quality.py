@@ -14,12 +14,13 @@ Accuracy, precision and recall come from exact counts (``correct`` and the confu
 matrix of the positive class), which merge by addition.
 
 ROC AUC needs the score ranking. Keeping every score would make shard results grow with
-the run, so scores are binned: ``AUC_BINS`` equal-width bins on [0, 1] per class, plus one
+the run, so scores are binned: ``AUC_BINS`` (1000) equal-width bins on [0, 1] per class, plus one
 bin below 0 and one at or above 1. The AUC is computed from the bins treating two scores
 in the same bin as a tie (counted 1/2). The only error is therefore on positive/negative
 pairs whose scores fall in the same bin: ``|AUC_binned - AUC_exact| <= s / 2`` where ``s``
-is the fraction of positive/negative pairs whose scores are in the same 1e-4-wide bin. For
-a model whose scores are spread over [0, 1], ``s`` is of the order of 1e-4. Scores outside
+is the fraction of positive/negative pairs whose scores are in the same 0.001-wide bin. For
+a model whose scores are spread over [0, 1], ``s`` is of the order of 1e-3, so the AUC is
+exact to about 5e-4 (and exact outright when scores have at most three decimals). Scores outside
 [0, 1] (logits) are all tied in the two outer bins: use probabilities for AUC.
 """
 
@@ -33,12 +34,13 @@ from pydantic import Field
 
 from modelrollout.core.api.base import ApiModel
 from modelrollout.core.replay.events import normalize_label
+from modelrollout.core.replay.histogram import decode_counts, encode_counts
 from modelrollout.core.replay.jsonpath import Step, compile_path, extract
 
 PredictionKind = Literal["auto", "score", "class"]
 
-AUC_BINS = 10_000
-"""Score bins per unit interval for ROC AUC (bin width 1e-4)."""
+AUC_BINS = 1000
+"""Score bins per unit interval for ROC AUC (bin width 0.001)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,32 +130,12 @@ class QualityState(ApiModel):
     false_negatives: int = Field(default=0, ge=0, description="Predicted negative, positive.")
     positive_bins: list[int] = Field(
         default_factory=list,
-        description="Score bins of positive examples as flat delta-encoded [bin, count] pairs.",
+        description="Score bins (0.001 wide, -1 below 0) of positive examples, run-encoded.",
     )
     negative_bins: list[int] = Field(
         default_factory=list,
-        description="Score bins of negative examples as flat delta-encoded [bin, count] pairs.",
+        description="Score bins (0.001 wide, -1 below 0) of negative examples, run-encoded.",
     )
-
-
-def _encode_bins(bins: dict[int, int]) -> list[int]:
-    flat: list[int] = []
-    previous = 0
-    for position, index in enumerate(sorted(bins)):
-        flat.extend((index if position == 0 else index - previous, bins[index]))
-        previous = index
-    return flat
-
-
-def _decode_bins(flat: list[int]) -> dict[int, int]:
-    if len(flat) % 2:
-        raise ValueError("score bins must be index/count pairs")
-    bins: dict[int, int] = {}
-    index = 0
-    for position in range(0, len(flat), 2):
-        index = flat[position] if position == 0 else index + flat[position]
-        bins[index] = bins.get(index, 0) + flat[position + 1]
-    return bins
 
 
 @dataclass(slots=True)
@@ -241,8 +223,8 @@ class QualityAccumulator:
             false_positives=self.fp,
             true_negatives=self.tn,
             false_negatives=self.fn,
-            positive_bins=_encode_bins(self.positive_bins),
-            negative_bins=_encode_bins(self.negative_bins),
+            positive_bins=encode_counts(self.positive_bins),
+            negative_bins=encode_counts(self.negative_bins),
         )
 
     @classmethod
@@ -255,8 +237,8 @@ class QualityAccumulator:
             fp=state.false_positives,
             tn=state.true_negatives,
             fn=state.false_negatives,
-            positive_bins=_decode_bins(state.positive_bins),
-            negative_bins=_decode_bins(state.negative_bins),
+            positive_bins=decode_counts(state.positive_bins),
+            negative_bins=decode_counts(state.negative_bins),
         )
 
 

@@ -400,7 +400,9 @@ class PiecewiseRate:
             base_t = cycle * self.period
             base_n = cycle * self.count_per_period
             for segment in self.segments:
-                end = segment.n0 + segment.count
+                # A count within rounding error of the end belongs to the next segment (or
+                # to no segment at all at the end of a pattern).
+                end = segment.n0 + segment.count - 1e-9 * max(1.0, self.count_per_period)
                 while k - base_n < end:
                     yield base_t + segment.time_of(k - base_n)
                     k += 1

@@ -39,7 +39,7 @@ from modelrollout.core.replay.accumulator import (
     TimelineBucket,
 )
 from modelrollout.core.replay.criteria import SuccessCriteria, Verdict, evaluate
-from modelrollout.core.replay.histogram import HistogramState, LogHistogram
+from modelrollout.core.replay.histogram import HistogramState, LogHistogram, decode_counts
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.quality import QualityAccumulator, QualityState
 from modelrollout.core.replay.rates import RateSpec
@@ -137,7 +137,7 @@ class QualityReport(ApiModel):
     f1: float | None = Field(default=None, description="Harmonic mean of precision and recall.")
     auc: float | None = Field(
         default=None,
-        description="ROC AUC from 1e-4-wide score bins (see the docs for the error bound).",
+        description="ROC AUC from 0.001-wide score bins (see the docs for the error bound).",
     )
     true_positives: int = Field(ge=0, description="Predicted and actually positive.")
     false_positives: int = Field(ge=0, description="Predicted positive, actually negative.")
@@ -239,7 +239,7 @@ class TimelineState(ApiModel):
     zero: int = Field(default=0, ge=0, description="Latencies below the histogram minimum.")
     latency: list[int] = Field(
         default_factory=list,
-        description="Latency histogram buckets (2 % accuracy), delta-encoded [index, count] pairs.",
+        description="Latency histogram buckets (2 % accuracy), run-encoded like histograms.",
     )
 
 
@@ -469,7 +469,7 @@ def _endpoint_from_state(state: EndpointState) -> tuple[EndpointAccumulator, _Ra
     acc.service = LogHistogram.from_state(state.service_time)
     acc.lag = LogHistogram.from_state(state.send_lag)
     for point in state.timeline:
-        total = point.zero + sum(point.latency[1::2])
+        total = point.zero + sum(decode_counts(point.latency).values())
         latency = LogHistogram.from_state(
             HistogramState(
                 relative_accuracy=TIMELINE_ACCURACY,

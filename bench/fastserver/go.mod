@@ -1,0 +1,3 @@
+module modelrollout.bench/fastserver
+
+go 1.21

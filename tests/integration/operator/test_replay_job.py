@@ -1,0 +1,182 @@
+"""ReplayTests with the job executor, against the real control plane.
+
+The control plane has no kubelet, so the Job's pods are created by the real Job controller
+but never run. What a kubelet would report is written into the pod status by the test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from support.cluster import REPO_ROOT, Cluster
+from support.operator import running_operator
+from support.wait import poll_until
+
+RT = REPO_ROOT / "examples" / "replaytest.yaml"
+EVENTS = REPO_ROOT / "examples" / "events-configmap.yaml"
+
+
+def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path):
+    with running_operator(
+        cluster,
+        namespace,
+        tmp_path / "operator.log",
+        "--replay-executor",
+        "job",
+        "--replay-image",
+        "registry.example/modelrollout:test",
+    ) as process:
+        yield process
+
+
+def _job(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    def found():
+        jobs = get(cluster, namespace, "jobs", "-l", "modelrollout.io/replaytest=fraud-v2-replay")
+        return jobs["items"][0] if jobs and jobs["items"] else None
+
+    return poll_until(found, timeout=60, message="replay Job created")
+
+
+def test_job_is_rendered_owned_and_hardened(cluster, namespace, operator):
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EVENTS), "-f", str(RT))
+    job = _job(cluster, namespace)
+    rt = get(cluster, namespace, "rt", "fraud-v2-replay")
+    assert job["metadata"]["ownerReferences"][0]["uid"] == rt["metadata"]["uid"]
+    assert job["metadata"]["labels"]["modelrollout.io/replaytest-uid"] == rt["metadata"]["uid"]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == 2
+    assert spec["backoffLimit"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example/modelrollout:test"
+    assert "command" not in container  # the image's entrypoint, arguments only, no shell
+    args = container["args"]
+    assert args[0] == "replay"
+    assert args[args.index("--events") + 1] == "/events/events.jsonl"
+    assert args[args.index("--target") + 1] == (
+        f"http://fraud-scorer-candidate.{namespace}.svc:80/v1/models/fraud-scorer:predict"
+    )
+    assert args[args.index("--baseline") + 1].startswith("http://fraud-scorer-stable.")
+    assert args[args.index("--rate") + 1] == "100"
+    assert args[args.index("--shard-count") + 1] == "2"
+    assert "--result-line" in args
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["events"]["configMap"]["name"] == "fraud-events"
+
+    # the real Job controller creates one pod per index
+    def pods():
+        found = get(
+            cluster,
+            namespace,
+            "pods",
+            "-l",
+            f"batch.kubernetes.io/job-name={job['metadata']['name']}",
+        )
+        return found["items"] if found and len(found["items"]) == 2 else None
+
+    poll_until(pods, timeout=60, message="two shard pods")
+    running = poll_until(
+        lambda: (
+            (get(cluster, namespace, "rt", "fraud-v2-replay") or {}).get("status", {}).get("phase")
+            == "Running"
+            or None
+        ),
+        timeout=60,
+        message="ReplayTest Running",
+    )
+    assert running
+
+    # deleting the ReplayTest removes its Job
+    cluster.kubectl("delete", "rt", "fraud-v2-replay", "-n", namespace, "--wait=false")
+    poll_until(
+        lambda: not (get(cluster, namespace, "jobs") or {"items": [1]})["items"],
+        timeout=60,
+        message="Job garbage-collected",
+    )
+
+
+def test_image_pull_error_fails_fast_with_reason(cluster, namespace, operator):
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EVENTS), "-f", str(RT))
+    job = _job(cluster, namespace)
+    selector = f"batch.kubernetes.io/job-name={job['metadata']['name']}"
+    pods = poll_until(
+        lambda: (get(cluster, namespace, "pods", "-l", selector) or {}).get("items") or None,
+        timeout=60,
+        message="shard pods",
+    )
+    name = pods[0]["metadata"]["name"]
+    status = {
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "replay",
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "registry.example/modelrollout:test",
+                    "imageID": "",
+                    "state": {
+                        "waiting": {
+                            "reason": "ImagePullBackOff",
+                            "message": "Back-off pulling image",
+                        }
+                    },
+                }
+            ],
+        }
+    }
+    cluster.kubectl(
+        "patch",
+        "pod",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+
+    def failed():
+        rt = get(cluster, namespace, "rt", "fraud-v2-replay")
+        return rt if rt and rt.get("status", {}).get("phase") == "Failed" else None
+
+    rt = poll_until(failed, timeout=60, message="ReplayTest Failed")
+    assert rt["status"]["verdict"] == "Failed"
+    complete = next(c for c in rt["status"]["conditions"] if c["type"] == "Complete")
+    assert complete["reason"] == "ImagePullBackOff"
+    assert "Back-off pulling image" in complete["message"]
+
+
+def test_deadline_ends_in_failed(cluster, namespace, operator):
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EVENTS))
+    manifest = yaml.safe_load(RT.read_text())
+    manifest["spec"]["activeDeadline"] = "2s"
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+
+    def failed():
+        rt = get(cluster, namespace, "rt", "fraud-v2-replay")
+        return rt if rt and rt.get("status", {}).get("phase") == "Failed" else None
+
+    rt = poll_until(failed, timeout=90, message="deadline exceeded")
+    complete = next(c for c in rt["status"]["conditions"] if c["type"] == "Complete")
+    assert complete["reason"] == "DeadlineExceeded"

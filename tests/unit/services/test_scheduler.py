@@ -1,0 +1,90 @@
+"""The per-object scheduler: one reconcile at a time per key, coalescing, requeueing."""
+
+from __future__ import annotations
+
+import threading
+
+from modelrollout.core import errors
+from modelrollout.services.scheduler import Scheduler
+from support.wait import async_poll_until
+
+
+class Recorder:
+    """A reconcile function that records calls and can be held inside a call."""
+
+    def __init__(self, requeue: float | None = None) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.running = 0
+        self.max_running = 0
+        self.release = threading.Event()
+        self.release.set()
+        self.requeue = requeue
+        self.lock = threading.Lock()
+        self.fail_times = 0
+
+    def __call__(self, namespace: str, name: str) -> float | None:
+        with self.lock:
+            self.calls.append((namespace, name))
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            self.release.wait(timeout=10)
+            if self.fail_times > 0:
+                self.fail_times -= 1
+                raise errors.TemporaryError("not yet", delay=0.05)
+            return self.requeue
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+async def test_triggers_during_a_run_collapse_into_one_more_run():
+    rec = Recorder()
+    rec.release.clear()
+    scheduler = Scheduler("test", rec, resync=3600)
+    key = ("ns", "a")
+    scheduler.trigger(key)
+    await async_poll_until(lambda: rec.running == 1, timeout=5, message="first run started")
+    for _ in range(5):
+        scheduler.trigger(key)
+    rec.release.set()
+    await async_poll_until(
+        lambda: len(rec.calls) == 2 and rec.running == 0, timeout=5, message="exactly one extra run"
+    )
+    assert rec.max_running == 1
+    scheduler.forget(key)
+
+
+async def test_keys_run_independently():
+    rec = Recorder()
+    scheduler = Scheduler("test", rec, resync=3600)
+    for name in ("a", "b", "c"):
+        scheduler.trigger(("ns", name))
+    await async_poll_until(lambda: len(rec.calls) == 3, timeout=5, message="three runs")
+    assert sorted(rec.calls) == [("ns", "a"), ("ns", "b"), ("ns", "c")]
+
+
+async def test_requeue_after_runs_again_and_forget_stops_it():
+    rec = Recorder(requeue=0.05)
+    scheduler = Scheduler("test", rec, resync=3600)
+    key = ("ns", "a")
+    scheduler.trigger(key)
+    await async_poll_until(lambda: len(rec.calls) >= 3, timeout=5, message="requeued runs")
+    scheduler.forget(key)
+    await async_poll_until(lambda: rec.running == 0, timeout=5, message="idle")
+    # nothing is kept for a forgotten key, so no timer can fire for it again
+    assert key not in scheduler.slots
+
+
+async def test_temporary_errors_are_retried_with_their_delay():
+    rec = Recorder()
+    rec.fail_times = 2
+    scheduler = Scheduler("test", rec, resync=3600)
+    scheduler.trigger(("ns", "a"))
+    await async_poll_until(
+        lambda: len(rec.calls) == 3 and rec.running == 0,
+        timeout=5,
+        message="two retries then success",
+    )
+    assert scheduler.slots[("ns", "a")].failures == 0
+    scheduler.forget(("ns", "a"))
