@@ -62,7 +62,8 @@ nohup "$BIN/modelrollout" run --namespace "$NS" --kubeconfig "$KUBECONFIG" \
   >"$RUN/operator.log" 2>&1 &
 echo $! >"$RUN/operator.pid"
 
-echo "==> example ModelDeployment"
+echo "==> example ModelDeployment (replacing an earlier one)"
+kubectl delete modeldeployment fraud-scorer -n "$NS" --ignore-not-found --wait=true --timeout=60s >/dev/null
 kubectl apply -n "$NS" -f examples/events-configmap.yaml -f examples/modeldeployment.yaml >/dev/null
 
 deadline=$((SECONDS + 120))

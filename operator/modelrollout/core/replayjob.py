@@ -36,9 +36,10 @@ from modelrollout.core.api.replaytest import (
 )
 from modelrollout.core.clock import parse_rfc3339, rfc3339
 from modelrollout.core.conditions import set_condition
+from modelrollout.core.replay import cliargs
 from modelrollout.core.replay import criteria as replay_criteria
+from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.result import ReplayResult, merge_results
-from modelrollout.core.replay.selection import EventSelection
 
 LABEL_REPLAY_TEST = "modelrollout.io/replaytest"
 LABEL_REPLAY_UID = "modelrollout.io/replaytest-uid"
@@ -105,68 +106,23 @@ def service_url(endpoint: Endpoint, namespace: str) -> str | None:
 
 
 def shard_args(spec: ReplayTestSpec, *, events: str, target: Target, shard_count: int) -> list[str]:
-    """The ``modelrollout replay`` arguments shared by every shard (no shell involved)."""
-    args = ["replay", "--events", events, "--target", target.target]
-    if target.baseline is not None:
-        args += ["--baseline", target.baseline]
-    rate = spec.rate
-    if rate.rate is not None:
-        args += ["--rate", _num(rate.rate)]
-    elif rate.speed is not None:
-        args += ["--speed", _num(rate.speed)]
-    elif rate.pattern is not None:
-        args += ["--pattern", rate.pattern.to_spec()]
-    if rate.duration is not None:
-        args += ["--duration", rate.duration]
-    if rate.count is not None:
-        args += ["--count", str(rate.count)]
-    args += [
-        "--concurrency",
-        str(spec.concurrency),
-        "--timeout",
-        spec.timeout,
-        "--max-lag",
-        spec.max_lag,
-    ]
-    if spec.prediction_path is not None:
-        args += ["--prediction-path", spec.prediction_path]
-    args += [
-        "--prediction-kind",
-        spec.prediction_kind,
-        "--label-field",
-        spec.label_field,
-        "--threshold",
-        _num(spec.threshold),
-        "--positive-label",
-        spec.positive_label,
-    ]
-    if spec.use_event_path:
-        args.append("--use-event-path")
-    for key, value in sorted(spec.headers.items()):
-        args += ["--header", f"{key}: {value}"]
-    if spec.selection is not None:
-        args += _selection_args(spec.selection)
-    args += ["--shard-count", str(shard_count), "--result-line", "--quiet"]
-    return args
+    """The ``modelrollout replay`` arguments shared by every shard (no shell involved).
 
-
-def _selection_args(selection: EventSelection) -> list[str]:
-    args: list[str] = []
-    if selection.since is not None:
-        args += ["--since", selection.since]
-    if selection.until is not None:
-        args += ["--until", selection.until]
-    for key, value in sorted(selection.filters.items()):
-        args += ["--filter", f"{key}={value}"]
-    if selection.sample is not None:
-        args += ["--sample", _num(selection.sample), "--seed", str(selection.seed)]
-    if selection.max_events is not None:
-        args += ["--max-events", str(selection.max_events)]
-    return args
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
+    Success criteria are not passed: a shard sees only part of the run, so the verdict is
+    taken on the merged result by :func:`conclude`.
+    """
+    options = ReplayOptions.model_validate(spec.model_dump(include=set(ReplayOptions.model_fields)))
+    args = cliargs.replay_args(
+        events=events,
+        target=target.target,
+        baseline=target.baseline,
+        rate=spec.rate,
+        selection=spec.selection,
+        options=options,
+        shard_count=shard_count,
+        result_line=True,
+    )
+    return [*args, "--quiet"]
 
 
 def events_location(spec: ReplayTestSpec) -> str:

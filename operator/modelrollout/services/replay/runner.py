@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -69,6 +70,11 @@ START_LEAD = 0.02
 
 BURST_YIELD = 32
 """While behind schedule, yield to the event loop after this many sends."""
+
+CACHE_MAX_EVENTS = 100_000
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+"""A selection at most this large is kept in memory after the first pass, so that loops
+over a small dataset at a high rate do not re-parse it; larger ones are streamed."""
 
 
 @dataclass(slots=True)
@@ -219,8 +225,12 @@ def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _events_factory(dataset: LocalDataset, reader: EventReader) -> Callable[[], Iterator[Event]]:
+def _events_factory(
+    dataset: LocalDataset, reader: EventReader, cached: list[Event] | None
+) -> Callable[[], Iterator[Event]]:
     def passes() -> Iterator[Event]:
+        if cached is not None:
+            return iter(cached)
         return select_events(dataset.lines(), reader, DatasetTally())
 
     return passes
@@ -228,11 +238,21 @@ def _events_factory(dataset: LocalDataset, reader: EventReader) -> Callable[[], 
 
 def scan_dataset(
     dataset: LocalDataset, reader: EventReader, shard_index: int, shard_count: int
-) -> DatasetTally:
-    """First pass: count and validate; raises EmptyDatasetError when nothing is usable."""
+) -> tuple[DatasetTally, list[Event] | None]:
+    """First pass: count and validate; raises EmptyDatasetError when nothing is usable.
+
+    Also returns the selected events when they are few enough to keep in memory.
+    """
     tally = DatasetTally(shard_index=shard_index, shard_count=shard_count)
-    for _ in select_events(dataset.lines(), reader, tally):
-        pass
+    cached: list[Event] | None = []
+    size = 0
+    for event in select_events(dataset.lines(), reader, tally):
+        if cached is not None:
+            size += len(event.body) + 200
+            if len(cached) >= CACHE_MAX_EVENTS or size > CACHE_MAX_BYTES:
+                cached = None
+            else:
+                cached.append(event)
     if dataset.read_error is not None:
         line, reason = dataset.read_error
         tally.add_malformed(line, reason)
@@ -247,7 +267,7 @@ def scan_dataset(
             f"no usable event in {dataset.source}: {tally.lines} lines, "
             f"{tally.malformed} malformed, {tally.filtered} filtered out{detail}"
         )
-    return tally
+    return tally, cached
 
 
 async def run_replay(
@@ -279,7 +299,7 @@ async def run_replay(
         else None
     )
     async with open_dataset(job.events) as dataset:
-        tally = await asyncio.to_thread(
+        tally, cached = await asyncio.to_thread(
             scan_dataset, dataset, reader, job.shard_index, job.shard_count
         )
         plan = Plan(
@@ -299,8 +319,7 @@ async def run_replay(
             interrupted = await _send_all(
                 job,
                 plan,
-                dataset,
-                reader,
+                _events_factory(dataset, reader, cached),
                 acc,
                 prediction_reader,
                 transports,
@@ -344,8 +363,7 @@ async def run_replay(
 async def _send_all(
     job: ReplayJob,
     plan: Plan,
-    dataset: LocalDataset,
-    reader: EventReader,
+    events: Callable[[], Iterator[Event]],
     acc: ReplayAccumulator,
     prediction_reader: PredictionReader | None,
     transports: list[Transport],
@@ -354,6 +372,11 @@ async def _send_all(
     stop: asyncio.Event | None,
 ) -> bool:
     loop = asyncio.get_running_loop()
+    # Long-lived objects (imported modules, models) are moved out of the collector's
+    # reach: a full collection over them takes tens of milliseconds, which would show up
+    # as send lag. Young objects are still collected as usual.
+    gc.collect()
+    gc.freeze()
     start = loop.time() + START_LEAD
     urls = [job.target] + ([job.baseline] if job.baseline is not None else [])
     endpoints = [
@@ -396,7 +419,7 @@ async def _send_all(
     interrupted = False
     try:
         burst = 0
-        for send in plan.sends(_events_factory(dataset, reader), job.shard_index, job.shard_count):
+        for send in plan.sends(events, job.shard_index, job.shard_count):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
@@ -430,6 +453,7 @@ async def _send_all(
             for waiter in pending:
                 waiter.cancel()
     finally:
+        gc.unfreeze()
         if reporter is not None:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
