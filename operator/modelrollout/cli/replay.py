@@ -54,6 +54,16 @@ EXIT_RUN_ERROR = 3
 
 NON_TTY_PROGRESS_EVERY = 10.0
 
+DESCRIPTION = """\
+Replay recorded production events against a candidate model endpoint at a chosen rate,
+measure latency (from each request's intended send time), errors, throughput and, with
+labels, prediction quality; with --baseline, compare with the production model on the
+same events. Success criteria turn the measurements into a verdict.
+
+patterns:  ramp:FROM:TO  |  steps:RATE@DURATION,...  |  daily:peak=P,trough=T[,start=H]
+exit status: 0 passed (or no criteria), 1 criteria failed, 2 bad input, 3 run error
+docs: docs/replay.md"""
+
 
 class BadInput(Exception):
     """A flag, file or dataset problem; the message names the culprit."""
@@ -154,7 +164,7 @@ def _add_criteria_flags(parser: argparse.ArgumentParser) -> None:
             dest=f"criterion_{name}",
             metavar="N" if is_int else "X",
             type=_positive_int if is_int else float,
-            help=info.description,
+            help=(info.description or "").replace("%", "%%"),
         )
 
 
@@ -313,7 +323,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     replay = subparsers.add_parser(
         "replay",
         help="replay recorded events against a model endpoint and check success criteria",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_replay_arguments(replay)

@@ -19,6 +19,13 @@ from modelrollout.modelserver.model import LogisticModel
 from modelrollout.modelserver.server import serve
 
 
+DESCRIPTION = (
+    "Serve a small logistic-regression model over the KServe v1 protocol "
+    "(POST /v1/models/NAME:predict), with /healthz, Prometheus /metrics and /stats "
+    "(the server's own per-request service times). Latency and errors can be injected."
+)
+
+
 def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -88,14 +95,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "serve-model",
         help="serve a small real model (KServe v1 protocol) for tests and demos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="modelrollout serve-model", description=__doc__)
+    parser = argparse.ArgumentParser(prog="modelrollout serve-model", description=DESCRIPTION)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -73,6 +73,9 @@ REASON_PAUSED = "PausedBySpec"
 REASON_NOT_PAUSED = "NotPaused"
 
 HISTORY_LIMIT = 10
+BASELINE_CRITERIA = frozenset(
+    {"min_agreement", "max_mean_abs_score_diff", "max_p95_abs_score_diff"}
+)
 POLL_SECONDS = 5.0
 MISSING_RETRY_SECONDS = 10.0
 
@@ -473,6 +476,14 @@ def replay_test_manifest(
 
     settings = replay.model_dump(by_alias=False, exclude={"compare_with_stable"})
     baseline = endpoint("stable") if replay.compare_with_stable and status.stable_hash else None
+    if baseline is None and replay.success_criteria is not None:
+        # The first version has nothing to be compared with: criteria relative to a
+        # baseline cannot be met or failed, so they do not apply to its replay.
+        settings["success_criteria"] = {
+            key: value
+            for key, value in replay.success_criteria.model_dump().items()
+            if key not in BASELINE_CRITERIA and not key.endswith("_to_baseline")
+        }
     rt_spec = ReplayTestSpec(**settings, target=endpoint("candidate"), baseline=baseline)
     return {
         "apiVersion": API_VERSION,

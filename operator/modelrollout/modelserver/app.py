@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -228,6 +227,3 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/stats", stats)
     app.router.add_post("/stats/reset", reset)
     return app
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

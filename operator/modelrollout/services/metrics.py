@@ -21,15 +21,15 @@ class Registry:
     def describe(self, name: str, kind: str, help_text: str) -> None:
         self._help[name] = (kind, help_text)
 
-    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+    def inc(self, metric: str, amount: float = 1.0, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
         with self._lock:
-            self._values[name][key] = self._values[name].get(key, 0.0) + amount
+            self._values[metric][key] = self._values[metric].get(key, 0.0) + amount
 
-    def set(self, name: str, value: float, **labels: str) -> None:
+    def set(self, metric: str, value: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
         with self._lock:
-            self._values[name][key] = value
+            self._values[metric][key] = value
 
     def render(self) -> str:
         lines: list[str] = []

@@ -11,17 +11,18 @@ with one merge patch, skipped when nothing changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 
 from modelrollout.core import names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
-from modelrollout.core.api.modeldeployment import ModelDeployment
+from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus, Phase
 from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import utcnow
 from modelrollout.core.references import Reference, model_deployment_refs
 from modelrollout.services.kube import Kube
+from modelrollout.services.metrics import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,25 @@ class RolloutService:
             self.kube.event(
                 raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now
             )
+        _export_metrics(namespace, name, decision.status)
         patch = status_payload(decision.status, raw.get("status"))
         if patch is not None:
             self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
         return decision.requeue_after
+
+
+def _export_metrics(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
+    for phase in get_args(Phase):
+        REGISTRY.set(
+            "modelrollout_phase",
+            1.0 if status.phase == phase else 0.0,
+            kind="ModelDeployment",
+            namespace=namespace,
+            name=name,
+            phase=phase,
+        )
+    weight = status.traffic.candidate_weight if status.traffic else 0
+    REGISTRY.set("modelrollout_candidate_weight", float(weight), namespace=namespace, name=name)
 
 
 def _without_kopf(raw: dict[str, Any]) -> dict[str, Any]:

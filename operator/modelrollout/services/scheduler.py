@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelrollout.core import errors
+from modelrollout.services.metrics import REGISTRY
 
 Key = tuple[str, str]
 ReconcileFn = Callable[[str, str], float | None]
@@ -112,16 +113,19 @@ class Scheduler:
         try:
             requeue = await asyncio.to_thread(self.reconcile, namespace, name)
         except errors.TemporaryError as exc:
+            REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="retry")
             slot.failures += 1
             log.warning(
                 "%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, exc.delay
             )
             return exc.delay
         except Exception:
+            REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="error")
             slot.failures += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(slot.failures, 6))
             log.exception("%s %s/%s failed; retrying in %.1fs", self.name, namespace, name, delay)
             return delay
+        REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="ok")
         slot.failures = 0
         if requeue is None:
             return self.resync

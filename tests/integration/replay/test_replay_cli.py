@@ -558,3 +558,12 @@ def test_result_line_is_the_last_stdout_line(
     assert result is not None
     assert result.counts.ok == 30
     assert "verdict: no success criteria set" in done.stderr  # summary on stderr
+
+
+@pytest.mark.parametrize("command", ["replay", "replay-merge"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--max-p99-ratio-to-baseline" in out

@@ -251,3 +251,46 @@ def test_unchanged_state_gives_identical_status():
     first = observe(md)
     second = observe(with_status(md, first.status))
     assert second.status == first.status.model_copy(update={"message": second.status.message})
+
+
+def test_first_version_replay_drops_baseline_criteria():
+    md = build_md(
+        {
+            "spec": {
+                "stages": {
+                    "nonProduction": {
+                        "replay": {
+                            "successCriteria": {
+                                "maxErrorRate": 0.01,
+                                "minAgreement": 0.9,
+                                "maxP99RatioToBaseline": 1.2,
+                                "maxMeanAbsScoreDiff": 0.1,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    )
+    first = observe(md)
+    created = observe(with_status(md, first.status), candidate=ready(md)).create_replay
+    assert created["spec"]["successCriteria"] == {"maxErrorRate": 0.01}
+    # with a stable version to compare with, every criterion applies
+    v1_status = _promoted(build_md())
+    v2 = build_md(
+        {
+            "spec": {
+                "model": {"version": "v2"},
+                "stages": {
+                    "nonProduction": {
+                        "replay": {"successCriteria": {"maxErrorRate": 0.01, "minAgreement": 0.9}}
+                    }
+                },
+            }
+        }
+    )
+    started = observe(with_status(v2, v1_status), stable=ready(build_md()))
+    created = observe(
+        with_status(v2, started.status), stable=ready(build_md()), candidate=ready(v2)
+    ).create_replay
+    assert created["spec"]["successCriteria"] == {"maxErrorRate": 0.01, "minAgreement": 0.9}

@@ -89,6 +89,13 @@ class ReplayOptions(ApiModel):
             compile_path(value)
         return value
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("timeout must be positive")
+        return value
+
     @property
     def timeout_seconds(self) -> float:
         return parse_duration(self.timeout)

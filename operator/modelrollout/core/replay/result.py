@@ -334,7 +334,10 @@ class ReplayResult(ApiModel):
     warnings: list[str] = Field(
         default_factory=list, description="Things that make the measurements less reliable."
     )
-    verdict: Verdict = Field(default_factory=lambda: Verdict(passed=True), description="Verdict.")
+    verdict: Verdict = Field(
+        default_factory=lambda: Verdict(passed=True),
+        description="Whether the success criteria were met, and why not.",
+    )
     state: ReplayState = Field(description="Mergeable internals (for merging shard results).")
 
 
