@@ -137,7 +137,7 @@ def http_json(url: str, method: str = "GET") -> Any:
 def server_rate(base: str) -> dict[str, float]:
     """Achieved rate seen by the fastserver: arrivals over their time span."""
     stats = http_json(f"{base}/stats")
-    arrivals = np.asarray(stats["arrivalsNs"], dtype=np.float64) / 1e9
+    arrivals = np.sort(np.asarray(stats["arrivalsNs"], dtype=np.float64)) / 1e9
     if arrivals.size < 2:
         return {"count": float(arrivals.size), "rate": 0.0, "perSecondCv": 0.0}
     span = arrivals[-1] - arrivals[0]

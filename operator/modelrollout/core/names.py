@@ -47,4 +47,5 @@ def replay_test_name(md: str, version: str, template_hash: str) -> str:
 def job_name(replay_test: str, generation: int) -> str:
     # Job names feed the pod label job-name (63 max); Indexed Jobs append -<index>-<rand>
     # to pod names, so keep room.
-    return bounded(f"{replay_test}-g{generation}", limit=52)
+    suffix = f"-g{generation}"
+    return bounded(replay_test, limit=52 - len(suffix)) + suffix
