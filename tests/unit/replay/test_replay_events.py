@@ -42,6 +42,10 @@ GOOD = [
         {"headers": (("X-A", "1"),), "id": "7", "attributes": {"region": "eu", "n": "2"}},
     ),
     ('{"payload": null, "label": "fraud"}', {"body": b"null", "label": "fraud"}),
+    (
+        '{"payload": {}, "headers": {"Host": "prod", "Content-Length": "9", "X-B": "2"}}',
+        {"headers": (("X-B", "2"),)},
+    ),
 ]
 
 

@@ -24,6 +24,22 @@ from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
 ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+DROPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    }
+)
+"""Recorded headers that are not replayed: they describe the original connection (the
+production host, the original body length), not the request."""
 _EPOCH_SECONDS_LIMIT = 1e11  # ~ year 5138: larger numbers are almost surely milliseconds
 
 
@@ -160,7 +176,9 @@ def parse_event(
         isinstance(v, str) for v in headers_value.values()
     ):
         raise EventError("headers: must be an object of string values")
-    headers = tuple((str(k), v) for k, v in headers_value.items())
+    headers = tuple(
+        (str(k), v) for k, v in headers_value.items() if str(k).lower() not in DROPPED_HEADERS
+    )
 
     timestamp: float | None = None
     if "timestamp" in document and document["timestamp"] is not None:
