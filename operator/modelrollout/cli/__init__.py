@@ -1,1 +1,1 @@
-"""The ``modelrollout`` command line, also installed as the kubectl plugin ``kubectl modelrollout``."""
+"""The ``modelrollout`` command line, also the kubectl plugin ``kubectl modelrollout``."""

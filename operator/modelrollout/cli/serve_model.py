@@ -18,7 +18,6 @@ from modelrollout.modelserver.app import ServerConfig
 from modelrollout.modelserver.model import LogisticModel
 from modelrollout.modelserver.server import serve
 
-
 DESCRIPTION = (
     "Serve a small logistic-regression model over the KServe v1 protocol "
     "(POST /v1/models/NAME:predict), with /healthz, Prometheus /metrics and /stats "

@@ -130,7 +130,8 @@ def test_sharded_replay_with_baseline_passes(cluster, namespace, operator):
     assert comparison["meanAbsScoreDiff"] > 0  # v1 and v2 have different weights
     assert comparison["baselineP99Ms"] > 0
     passed = next(c for c in status["conditions"] if c["type"] == "Passed")
-    assert passed["status"] == "True" and passed["reason"] == "CriteriaMet"
+    assert passed["status"] == "True"
+    assert passed["reason"] == "CriteriaMet"
     events = get(cluster, namespace, "events")["items"]
     assert any(e["reason"] == "CriteriaMet" for e in events)
 

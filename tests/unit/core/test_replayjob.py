@@ -120,7 +120,8 @@ def test_running_until_every_shard_is_done():
     )
     assert not out.done
     assert out.status.phase == "Running"
-    assert out.status.progress.succeeded == 1 and out.status.progress.active == 1
+    assert out.status.progress.succeeded == 1
+    assert out.status.progress.active == 1
 
 
 def test_a_failed_shard_fails_the_test_with_its_reason():
@@ -167,7 +168,8 @@ def test_shards_are_merged_and_judged(criteria, verdict):
     assert out.status.phase == "Succeeded"
     assert out.status.verdict == verdict
     result = out.status.result
-    assert result.counts.sent == 40 and result.counts.ok == 40
+    assert result.counts.sent == 40
+    assert result.counts.ok == 40
     assert result.latency_ms.p99 == pytest.approx(20, rel=0.02)
     passed = next(c for c in out.status.conditions if c.type == "Passed")
     assert passed.status == ("True" if verdict == "Passed" else "False")
