@@ -8,14 +8,13 @@ does not move.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from chart.chart_support import CHART_DIR, Helm
 from support.cluster import REPO_ROOT, Cluster
+from support.kube import get
 from support.operator import running_operator
 from support.wait import poll_until
 
@@ -35,11 +34,6 @@ def sa_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) ->
     }  # fmt: skip
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def test_operator_works_with_the_chart_rbac(

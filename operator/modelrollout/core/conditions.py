@@ -27,36 +27,21 @@ def set_condition(
     now: datetime,
 ) -> list[Condition]:
     """A new list with the condition of ``type`` set; other conditions are kept in order."""
-    result: list[Condition] = []
-    found = False
-    for existing in conditions:
-        if existing.type != type:
-            result.append(existing)
-            continue
-        found = True
-        when = existing.last_transition_time if existing.status == status else rfc3339(now)
-        result.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-                last_transition_time=when,
-            )
-        )
-    if not found:
-        result.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                observed_generation=generation,
-                last_transition_time=rfc3339(now),
-            )
-        )
-    return result
+    previous = get_condition(conditions, type)
+    keep_time = previous is not None and previous.status == status
+    updated = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=previous.last_transition_time
+        if keep_time and previous
+        else rfc3339(now),
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type else c for c in conditions]
 
 
 def get_condition(conditions: Iterable[Condition], type: str) -> Condition | None:

@@ -51,6 +51,14 @@ def _message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason)
 
 
+def _maybe(fn: Callable[[], Any], what: str) -> dict[str, Any] | None:
+    """Read one object as a dict; None when it does not exist."""
+    try:
+        return _call(lambda: _json(fn()), what)
+    except errors.NotFound:
+        return None
+
+
 def _json(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(response.data)
     return data
@@ -69,17 +77,12 @@ class Kube:
 
     # --- our own kinds -------------------------------------------------------------
     def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _call(
-                lambda: _json(
-                    self.custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, plural, name, _preload_content=False
-                    )
-                ),
-                f"{plural}/{name}",
-            )
-        except errors.NotFound:
-            return None
+        return _maybe(
+            lambda: self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _preload_content=False
+            ),
+            f"{plural}/{name}",
+        )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         data = _call(
@@ -157,26 +160,16 @@ class Kube:
         _call(calls[kind], f"{kind.lower()}/{name}")
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _call(
-                lambda: _json(
-                    self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-                ),
-                f"deployment/{name}",
-            )
-        except errors.NotFound:
-            return None
+        return _maybe(
+            lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False),
+            f"deployment/{name}",
+        )
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _call(
-                lambda: _json(
-                    self.batch.read_namespaced_job(name, namespace, _preload_content=False)
-                ),
-                f"job/{name}",
-            )
-        except errors.NotFound:
-            return None
+        return _maybe(
+            lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
+            f"job/{name}",
+        )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         data = _call(
@@ -223,26 +216,16 @@ class Kube:
 
     # --- references --------------------------------------------------------------------
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _call(
-                lambda: _json(
-                    self.core.read_namespaced_config_map(name, namespace, _preload_content=False)
-                ),
-                f"configmap/{name}",
-            )
-        except errors.NotFound:
-            return None
+        return _maybe(
+            lambda: self.core.read_namespaced_config_map(name, namespace, _preload_content=False),
+            f"configmap/{name}",
+        )
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _call(
-                lambda: _json(
-                    self.core.read_namespaced_secret(name, namespace, _preload_content=False)
-                ),
-                f"secret/{name}",
-            )
-        except errors.NotFound:
-            return None
+        return _maybe(
+            lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False),
+            f"secret/{name}",
+        )
 
     # --- events --------------------------------------------------------------------------
     def event(

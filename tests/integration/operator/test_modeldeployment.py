@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from support.cluster import REPO_ROOT, Cluster
+from support.kube import condition, events, get
 from support.operator import running_operator
 from support.wait import poll_until
 
 MD = REPO_ROOT / "examples" / "modeldeployment.yaml"
 EVENTS = REPO_ROOT / "examples" / "events-configmap.yaml"
-
-
-def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def events(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]]:
-    items = get(cluster, namespace, "events")["items"]  # type: ignore[index]
-    return [e for e in items if e["reason"] == reason]
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
-    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
-        if cond["type"] == type_:
-            return cond
-    return None
 
 
 @pytest.fixture

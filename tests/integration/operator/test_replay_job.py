@@ -14,16 +14,12 @@ import pytest
 import yaml
 
 from support.cluster import REPO_ROOT, Cluster
+from support.kube import get
 from support.operator import running_operator
 from support.wait import poll_until
 
 RT = REPO_ROOT / "examples" / "replaytest.yaml"
 EVENTS = REPO_ROOT / "examples" / "events-configmap.yaml"
-
-
-def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 @pytest.fixture

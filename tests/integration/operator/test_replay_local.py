@@ -11,16 +11,12 @@ from typing import Any
 import pytest
 
 from support.cluster import Cluster
+from support.kube import get
 from support.modelservers import events_jsonl, model_servers
 from support.operator import running_operator
 from support.wait import poll_until
 
 PREDICT = "/v1/models/model:predict"
-
-
-def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
