@@ -294,7 +294,7 @@ def run_replay(
 
 
 def bench_max_rate(
-    tools: dict[str, str], workdir: Path, seconds: int, connections: int
+    tools: dict[str, str], workdir: Path, seconds: int, connections: int, repeats: int
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     command = pinned(SERVER_CPU, tools["fastserver"], gomaxprocs=True)
@@ -302,16 +302,20 @@ def bench_max_rate(
         url = f"{base}/v1/models/model:predict"
         inputs = make_inputs(workdir, url)
 
-        def measure(name: str, run: Any) -> None:
-            http_json(f"{base}/reset", "POST")
-            client_figure = run()
-            seen = server_rate(base)
-            results[name] = {
-                "client": client_figure,
-                "server": seen["rate"],
-                "requests": seen["count"],
-            }
-            log(f"max rate {name}: {seen['rate']:.0f} req/s at the server")
+        def measure(name: str, run: Any, repeat: int = repeats) -> None:
+            best: dict[str, float] = {"server": 0.0}
+            for _ in range(repeat):
+                http_json(f"{base}/reset", "POST")
+                client_figure = run()
+                seen = server_rate(base)
+                if seen["rate"] > best["server"]:
+                    best = {
+                        "client": client_figure,
+                        "server": seen["rate"],
+                        "requests": seen["count"],
+                    }
+            results[name] = best
+            log(f"max rate {name}: {best['server']:.0f} req/s at the server")
 
         measure("wrk", lambda: run_wrk(tools, url, inputs, seconds, connections))
         measure("hey", lambda: run_hey(tools, url, inputs, seconds, connections))
@@ -344,6 +348,7 @@ def bench_max_rate(
                     concurrency=c,
                     client="httpx",
                 )["rate"]["achieved"],
+                repeat=1,
             )
     return results
 
@@ -390,57 +395,79 @@ def bench_rate_accuracy(
 PERCENTILES = (50, 90, 95, 99)
 
 
+def _fidelity_servers(tools: dict[str, str], latency: float, jitter: float) -> list[Any]:
+    go = pinned(
+        SERVER_CPU,
+        tools["fastserver"],
+        "-latency-ms",
+        str(latency),
+        "-jitter-ms",
+        str(jitter),
+        gomaxprocs=True,
+    )
+    python = pinned(
+        SERVER_CPU,
+        sys.executable,
+        "-m",
+        "modelrollout.modelserver",
+        "--port",
+        "0",
+        "--latency-ms",
+        str(latency),
+        "--latency-jitter-ms",
+        str(jitter),
+    )
+    return [
+        ("Go fastserver", go, "/reset", lambda stats: np.asarray(stats["serviceNs"]) / 1e6),
+        (
+            "Python model server",
+            python,
+            "/stats/reset",
+            lambda stats: np.asarray(stats["serviceTimesMs"]),
+        ),
+    ]
+
+
 def bench_latency_fidelity(
     tools: dict[str, str], workdir: Path, seconds: int, rate: float
 ) -> list[dict[str, Any]]:
     rows = []
     for latency, jitter in ((5.0, 2.0), (20.0, 10.0)):
-        command = pinned(
-            SERVER_CPU,
-            sys.executable,
-            "-m",
-            "modelrollout.modelserver",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(latency),
-            "--latency-jitter-ms",
-            str(jitter),
-        )
-        with server(command, workdir, "modelserver") as base:
-            url = f"{base}/v1/models/model:predict"
-            inputs = make_inputs(workdir, url)
-            http_json(f"{base}/stats/reset", "POST")
-            result = run_replay(
-                url, inputs["events"], workdir, rate=rate, seconds=seconds, concurrency=64
-            )
-            truth = np.asarray(http_json(f"{base}/stats")["serviceTimesMs"])
-            http_json(f"{base}/stats/reset", "POST")
-            vegeta = run_vegeta(tools, inputs, workdir, seconds, rate, 64)
-            vegeta_truth = np.asarray(http_json(f"{base}/stats")["serviceTimesMs"])
-        for p in PERCENTILES:
-            server_value = float(np.percentile(truth, p, method="lower"))
-            service = result["serviceTimeMs"][f"p{p}"]
-            latency_value = result["latencyMs"][f"p{p}"]
-            vegeta_value = vegeta["latencies"][f"{p}th"] / 1e6
-            vegeta_server = float(np.percentile(vegeta_truth, p, method="lower"))
-            diff = service - server_value
-            rows.append(
-                {
-                    "injected": f"{latency:g} ms + exp({jitter:g} ms)",
-                    "percentile": p,
-                    "server": server_value,
-                    "service": service,
-                    "latency": latency_value,
-                    "diffMs": diff,
-                    "diffPct": diff / server_value * 100,
-                    "withinTarget": abs(diff) <= max(1.0, 0.02 * server_value),
-                    "vegeta": vegeta_value,
-                    "vegetaServer": vegeta_server,
-                    "vegetaDiffMs": vegeta_value - vegeta_server,
-                }
-            )
-        log(f"latency fidelity {latency:g}+{jitter:g} ms done")
+        for name, command, reset, service_times in _fidelity_servers(tools, latency, jitter):
+            with server(command, workdir, "fidelity") as base:
+                url = f"{base}/v1/models/model:predict"
+                inputs = make_inputs(workdir, url)
+                http_json(f"{base}{reset}", "POST")
+                result = run_replay(
+                    url, inputs["events"], workdir, rate=rate, seconds=seconds, concurrency=64
+                )
+                truth = service_times(http_json(f"{base}/stats"))
+                http_json(f"{base}{reset}", "POST")
+                vegeta = run_vegeta(tools, inputs, workdir, seconds, rate, 64)
+                vegeta_truth = service_times(http_json(f"{base}/stats"))
+            for p in PERCENTILES:
+                server_value = float(np.percentile(truth, p, method="lower"))
+                service = result["serviceTimeMs"][f"p{p}"]
+                diff = service - server_value
+                vegeta_value = vegeta["latencies"][f"{p}th"] / 1e6
+                vegeta_server = float(np.percentile(vegeta_truth, p, method="lower"))
+                rows.append(
+                    {
+                        "server": name,
+                        "injected": f"{latency:g} ms + exp({jitter:g} ms)",
+                        "percentile": p,
+                        "truth": server_value,
+                        "service": service,
+                        "latency": result["latencyMs"][f"p{p}"],
+                        "diffMs": diff,
+                        "diffPct": diff / server_value * 100,
+                        "withinTarget": abs(diff) <= max(1.0, 0.02 * server_value),
+                        "vegeta": vegeta_value,
+                        "vegetaTruth": vegeta_server,
+                        "vegetaDiffMs": vegeta_value - vegeta_server,
+                    }
+                )
+            log(f"latency fidelity {name} {latency:g}+{jitter:g} ms done")
     return rows
 
 
@@ -477,7 +504,8 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         "## (a) Max sustained rate on one core",
         "",
         f"Against the Go `bench/fastserver` ({data['connections']} connections, "
-        f"{data['seconds']} s each). Requests per second counted by the server.",
+        f"{data['seconds']} s per run, best of {data['repeat']} runs). Requests per second "
+        "counted by the server.",
         "",
         "| load generator | loop | req/s (server) | req/s (tool) |",
         "| --- | --- | ---: | ---: |",
@@ -517,29 +545,55 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
     within = all(abs(r["errorPct"]) <= 1 for r in data["rateAccuracy"])
     lines += [
         "",
-        "All rates within ±1 %: " + ("**yes**." if within else "**no** (see the table)."),
+        "All rates within ±1 %: "
+        + ("**yes**." if within else "**no** (see the table).")
+        + " The highest rate ran at 80 % of the saturated maximum with the send lag and "
+        "drops shown; the saturated figure in (a) is a ceiling, not a working point.",
         "",
         "## (c) Latency fidelity",
         "",
-        f"The model server (Python, core 1) sleeps a known injected latency and records the "
-        f"time it spent on each request. `modelrollout replay` at {data['fidelityRate']} "
-        f"req/s for {data['fidelitySeconds']} s; its service time (from the actual send) is "
-        "compared with the server's own record. The difference includes the HTTP round trip "
-        "on loopback and the server's request parsing, which the server cannot see. Target: "
-        "within 2 % or 1 ms. Latency from the intended send time is shown too; it adds the "
-        "send lag and is what criteria use.",
+        "A server sleeps a known injected delay (fixed + exponential jitter) and records the "
+        "time it spent on each request; `modelrollout replay` runs at "
+        f"{data['fidelityRate']:g} req/s for {data['fidelitySeconds']} s and its service "
+        "time (from the actual send) is compared with the server's record, percentile by "
+        "percentile. Target: within 2 % or 1 ms. vegeta against the same server, for "
+        "reference. Two servers: the Go fastserver, whose handler timing covers nearly all "
+        "server-side work, and the Python model server, whose handler timing misses the "
+        "request parsing and response writing done by aiohttp around the handler (visible "
+        "as the same extra ~1 ms for vegeta). The replay latency column is measured from "
+        "the intended send time (what criteria use): it adds the send lag.",
         "",
-        "| injected | pct | server ms | replay service ms | diff | replay latency ms | "
-        "within target | vegeta ms (vs its server) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | :---: | ---: |",
+        "| server | injected | pct | server ms | replay service ms | diff | within target "
+        "| replay latency ms | vegeta diff |",
+        "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: |",
     ]
     for row in data["latencyFidelity"]:
         lines.append(
-            f"| {row['injected']} | p{row['percentile']} | {row['server']:.2f} | "
-            f"{row['service']:.2f} | {row['diffMs']:+.2f} ms ({row['diffPct']:+.1f} %) | "
-            f"{row['latency']:.2f} | {'yes' if row['withinTarget'] else 'no'} | "
-            f"{row['vegeta']:.2f} ({row['vegetaDiffMs']:+.2f}) |"
+            f"| {row['server']} | {row['injected']} | p{row['percentile']} | "
+            f"{row['truth']:.2f} | {row['service']:.2f} | {row['diffMs']:+.2f} ms "
+            f"({row['diffPct']:+.1f} %) | {'yes' if row['withinTarget'] else 'no'} | "
+            f"{row['latency']:.2f} | {row['vegetaDiffMs']:+.2f} ms |"
         )
+    go_rows = [r for r in data["latencyFidelity"] if r["server"] == "Go fastserver"]
+    if go_rows:
+        ours_mean = float(np.mean([r["diffMs"] for r in go_rows]))
+        theirs_mean = float(np.mean([r["vegetaDiffMs"] for r in go_rows]))
+        met = sum(r["withinTarget"] for r in go_rows)
+        lag = float(np.mean([r["latency"] - r["service"] for r in go_rows]))
+        lines += [
+            "",
+            f"Against the Go server the replay's service-time percentiles are on average "
+            f"{ours_mean:+.2f} ms above the server's own record, and {met} of {len(go_rows)} "
+            f"meet the target; vegeta, measuring the same way, is {theirs_mean:+.2f} ms above. "
+            "The part both clients see is the loopback round trip and process wake-ups on "
+            "this shared 2-core machine; the replay's own measurement overhead is the "
+            f"difference, about {ours_mean - theirs_mean:.2f} ms (aiohttp building the request "
+            "and parsing the response inside the timed span). Latency from the intended send "
+            f"time is on average {lag:.2f} ms above service time at this low rate: asyncio "
+            "timers wake up to a millisecond late (epoll waits in whole milliseconds). That "
+            "lag is reported as `sendLagMs` and counted in latency on purpose, so a slow "
+            "client can never make a target look faster.",
+        ]
     lines += [
         "",
         "Percentiles come from the mergeable histogram (relative error ≤ 0.5 %), the "
@@ -555,19 +609,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=int, default=10, help="length of each max-rate run")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each max-rate run")
+    parser.add_argument("--repeat", type=int, default=2, help="max-rate runs per tool (best)")
     parser.add_argument("--rate-seconds", type=int, default=5, help="length of accuracy runs")
     parser.add_argument("--fidelity-seconds", type=int, default=10)
     parser.add_argument("--fidelity-rate", type=float, default=200)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs page")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the docs page from latest.json"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        data = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+        write_markdown(data, ROOT / "docs" / "benchmarks.md")
+        return 0
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("the benchmarks pin client and server to separate cores: need 2")
     tools = ensure_tools()
     with tempfile.TemporaryDirectory(prefix="modelrollout-bench-") as tmp:
         workdir = Path(tmp)
-        max_rate = bench_max_rate(tools, workdir, args.seconds, args.connections)
+        max_rate = bench_max_rate(tools, workdir, args.seconds, args.connections, args.repeat)
         accuracy = bench_rate_accuracy(
             tools, workdir, max_rate["modelrollout (aiohttp)"]["server"], args.rate_seconds
         )
@@ -576,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "seconds": args.seconds,
+        "repeat": args.repeat,
         "connections": args.connections,
         "rateSeconds": args.rate_seconds,
         "fidelitySeconds": args.fidelity_seconds,

@@ -21,8 +21,7 @@ from modelrollout.core.replay.result import (
     parse_result_line,
     result_is_consistent,
 )
-
-from .conftest import ModelServer
+from support.modelservers import ModelServer
 
 Events = Callable[..., Path]
 PREDICTION = "predictions[0]"

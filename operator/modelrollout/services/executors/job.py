@@ -54,7 +54,10 @@ class JobExecutor:
 
     def _result_of(self, pod: dict[str, Any]) -> Any:
         meta = pod["metadata"]
-        return parse_result_line(self.kube.pod_log(meta["namespace"], meta["name"]))
+        try:
+            return parse_result_line(self.kube.pod_log(meta["namespace"], meta["name"]))
+        except ValueError:
+            return None  # a corrupt or truncated line: reported as InvalidResult
 
     def stop(self, run: ReplayRun) -> None:
         keep = self.job_name(run)

@@ -128,7 +128,10 @@ class LocalExecutor:
             if code is None:
                 outcomes.append(ShardOutcome(index, "running"))
                 continue
-            result = parse_result_line(shard.stdout.read_text(errors="replace"))
+            try:
+                result = parse_result_line(shard.stdout.read_text(errors="replace"))
+            except ValueError:
+                result = None
             if result is not None:
                 outcomes.append(ShardOutcome(index, "succeeded", result=result))
             else:

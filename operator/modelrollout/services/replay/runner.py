@@ -192,15 +192,12 @@ class _Endpoint:
     async def _request(self, send: PlannedSend) -> None:
         event = send.event
         loop = self.loop
+        url = _endpoint_url(self.url, event, self.use_event_path)
+        headers = self._headers(event)
         sent_at = loop.time()
         lag = sent_at - (self.start + send.offset)
         try:
-            status, body = await self.transport.send(
-                event.method,
-                _endpoint_url(self.url, event, self.use_event_path),
-                event.body,
-                self._headers(event),
-            )
+            status, body = await self.transport.send(event.method, url, event.body, headers)
         except SendError as error:
             kind, prediction = error.kind, None
         except Exception:  # an unexpected client failure must still be accounted for
