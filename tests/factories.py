@@ -1,4 +1,4 @@
-"""Builders of API objects for unit tests."""
+"""Builders of API objects and manifests for tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import copy
 from typing import Any
 
 from modelrollout.core.api.modeldeployment import ModelDeployment
+from support.modelservers import events_jsonl
+
+PREDICT = "/v1/models/model:predict"
 
 BASE: dict[str, Any] = {
     "apiVersion": "modelrollout.io/v1alpha1",
@@ -41,3 +44,40 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 def build_md(patch: dict[str, Any] | None = None) -> ModelDeployment:
     return ModelDeployment.model_validate(_merge(BASE, patch or {}))
+
+
+def events_configmap(n: int = 200) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "events"},
+        "data": {"events.jsonl": events_jsonl(n)},
+    }
+
+
+def model_deployment(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "md"},
+        "spec": {
+            "model": {"name": "model", "version": version},
+            "workload": {
+                "replicas": 1,
+                "template": {
+                    "spec": {"containers": [{"name": "model", "image": "modelrollout:test"}]}
+                },
+            },
+            "serving": {"predictPath": PREDICT},
+            "stages": {
+                "nonProduction": {
+                    "replay": {
+                        "events": {"configMapKeyRef": {"name": "events", "key": "events.jsonl"}},
+                        "rate": {"rate": 200, "count": 200},
+                        "predictionPath": "predictions.0",
+                        "successCriteria": {"maxErrorRate": 0.01, "minAgreement": 0.5},
+                    }
+                }
+            },
+        },
+    }

@@ -26,3 +26,8 @@ def events(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]
     """Events in ``namespace`` with this reason."""
     found = get(cluster, namespace, "events") or {"items": []}
     return [e for e in found["items"] if e["reason"] == reason]
+
+
+def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
+    for obj in objects:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))

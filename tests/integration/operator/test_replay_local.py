@@ -4,33 +4,17 @@ code as Job shards."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from factories import PREDICT, events_configmap, model_deployment
 from support.cluster import Cluster
-from support.kube import get
-from support.modelservers import events_jsonl, model_servers
+from support.kube import apply, get
+from support.modelservers import model_servers
 from support.operator import running_operator
 from support.wait import poll_until
-
-PREDICT = "/v1/models/model:predict"
-
-
-def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
-
-
-def events_configmap(n: int = 200) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "events"},
-        "data": {"events.jsonl": events_jsonl(n)},
-    }
 
 
 def replay_test(name: str, target: str, baseline: str | None, **spec: Any) -> dict[str, Any]:
@@ -178,34 +162,6 @@ def test_unreachable_target_is_measured_not_crashed(cluster, namespace, operator
     result = rt["status"]["result"]
     assert result["errors"] == {"connection": 20}
     assert rt["status"]["verdict"] == "Failed"
-
-
-def model_deployment(version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "md"},
-        "spec": {
-            "model": {"name": "model", "version": version},
-            "workload": {
-                "replicas": 1,
-                "template": {
-                    "spec": {"containers": [{"name": "model", "image": "modelrollout:test"}]}
-                },
-            },
-            "serving": {"predictPath": PREDICT},
-            "stages": {
-                "nonProduction": {
-                    "replay": {
-                        "events": {"configMapKeyRef": {"name": "events", "key": "events.jsonl"}},
-                        "rate": {"rate": 200, "count": 200},
-                        "predictionPath": "predictions.0",
-                        "successCriteria": {"maxErrorRate": 0.01, "minAgreement": 0.5},
-                    }
-                }
-            },
-        },
-    }
 
 
 def test_model_deployment_replays_then_promotes_each_version(cluster, namespace, operator):
