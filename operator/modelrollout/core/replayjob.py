@@ -280,8 +280,23 @@ def _percentiles(source: Any) -> Percentiles:
     )
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to six significant digits: far below the measurement error, and readable
+    in ``kubectl get``."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def summarize(result: ReplayResult) -> ReplaySummary:
-    """The status summary of a merged result."""
+    """The status summary of a merged result, rounded for display."""
+    summary = _summary(result)
+    return ReplaySummary.model_validate(_rounded(summary.model_dump()))
+
+
+def _summary(result: ReplayResult) -> ReplaySummary:
     quality = None
     if result.quality is not None:
         q = result.quality

@@ -196,3 +196,34 @@ def test_model_deployment_replays_then_promotes_each_version(cluster, namespace,
     }
     assert env["MODEL_VERSION"] == "v2"
     assert get(cluster, namespace, "deployment", "md-candidate")["spec"]["replicas"] == 0
+
+
+def test_model_deployment_endpoint_and_unsupported_source(cluster, namespace, operator):
+    apply(cluster, namespace, events_configmap(), model_deployment("v1"))
+    poll_until(
+        finished(cluster, namespace, "md", "md", {"Production"}),
+        timeout=90,
+        message="v1 in production",
+    )
+    body = replay_test(
+        "against-stable", "unused", None, rate={"rate": 100, "count": 50}, parallelism=1
+    )
+    body["spec"]["target"] = {"modelDeployment": {"name": "md", "track": "stable"}}
+    volume = replay_test("from-volume", "candidate", None, rate={"rate": 10, "count": 5})
+    volume["spec"]["events"] = {"volume": {"claimName": "data", "path": "e.jsonl"}}
+    apply(cluster, namespace, body, volume)
+    rt = poll_until(
+        finished(cluster, namespace, "rt", "against-stable", {"Succeeded", "Failed"}),
+        timeout=60,
+        message="replay against the ModelDeployment finished",
+    )
+    assert rt["status"]["verdict"] == "Passed", rt["status"]
+    assert rt["status"]["result"]["counts"]["ok"] == 50
+    failed = poll_until(
+        finished(cluster, namespace, "rt", "from-volume", {"Failed"}),
+        timeout=60,
+        message="unsupported source reported",
+    )
+    assert "spec.events.volume" in failed["status"]["reasons"][0]
+    complete = next(c for c in failed["status"]["conditions"] if c["type"] == "Complete")
+    assert complete["reason"] == "InvalidSpec"
