@@ -21,11 +21,12 @@ The stages, in order:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from modelrollout.core import names, workloads
+from modelrollout.core import analysis, names, traffic, workloads
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import (
     API_VERSION,
@@ -34,10 +35,14 @@ from modelrollout.core.api.common import (
     ServiceEndpoint,
 )
 from modelrollout.core.api.modeldeployment import (
+    BakingStage,
+    GateName,
     HistoryEntry,
+    MetricResult,
     ModelDeployment,
     ModelDeploymentStatus,
     Phase,
+    ThresholdRange,
     TrafficStatus,
 )
 from modelrollout.core.api.replaytest import ReplaySummary, ReplayTestSpec
@@ -46,6 +51,8 @@ from modelrollout.core.conditions import get_condition, set_condition
 from modelrollout.core.references import Reference, missing_message
 
 EventType = Literal["Normal", "Warning"]
+Probe = tuple[float | None, str | None]
+"""One measurement as taken: the value (None for no data) or the error of the query."""
 
 # Condition types
 READY = "Ready"
@@ -71,6 +78,13 @@ REASON_STABLE = "StableServing"
 REASON_NO_STABLE = "NoStableVersion"
 REASON_PAUSED = "PausedBySpec"
 REASON_NOT_PAUSED = "NotPaused"
+REASON_GATE_WAITING = "GateWaiting"
+REASON_STEP_ADVANCED = "StepAdvanced"
+REASON_SLO_BREACH = "SLOBreach"
+REASON_INCONCLUSIVE = "Inconclusive"
+REASON_ABORTED = "Aborted"
+REASON_RESUMED = "Resumed"
+TRIGGER_REASONS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
 
 HISTORY_LIMIT = 10
 BASELINE_CRITERIA = frozenset(
@@ -128,6 +142,7 @@ class Observed:
     replay: ReplayView | None
     now: datetime
     wait_for_ready: bool = True
+    measurements: Mapping[str, Probe] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,7 @@ class _Step:
         self.generation = int(self.md.metadata.get("generation") or 0)
         old = self.md.status or ModelDeploymentStatus()
         self.status = old.model_copy(deep=True)
+        self.before = {c.type: c for c in old.conditions}
         self.decision = Decision(status=self.status)
 
     def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
@@ -219,21 +235,48 @@ def decide(observed: Observed) -> Decision:
         return step.decision
     step.condition(REFERENCES, True, REASON_REFERENCES_FOUND, "every referenced object exists")
 
-    if spec.paused:
-        step.condition(PAUSED, True, REASON_PAUSED, "spec.paused is true")
-    else:
-        step.condition(PAUSED, False, REASON_NOT_PAUSED, "")
+    _pause_state(step)
 
     desired_hash = workloads.template_hash(spec)
     _start_candidate_if_new(step, desired_hash)
 
-    if status.phase == "NonProduction" and not spec.paused:
+    if status.aborted and status.phase in ("NonProduction", "Baking"):
+        _roll_back(step, REASON_ABORTED, "aborted with kubectl modelrollout abort")
+    elif status.phase == "NonProduction" and not spec.paused:
         _non_production(step)
+    elif status.phase == "Baking":
+        _baking(step)
 
     _conditions_for_phase(step)
     step.decision.apply = _objects(step)
     status.observed_generation = step.generation
     return step.decision
+
+
+def _pause_state(step: _Step) -> None:
+    """spec.paused holds the rollout; a hold for inconclusive data or a fired trigger stays
+    until ``kubectl modelrollout resume`` (status.resumedAt) lifts it; a gate re-checks
+    itself every reconcile."""
+    status = step.status
+    previous = step.before.get(PAUSED)
+    sticky = (REASON_INCONCLUSIVE, REASON_SLO_BREACH, *TRIGGER_REASONS)
+    if step.md.spec.paused:
+        step.condition(PAUSED, True, REASON_PAUSED, "spec.paused is true")
+    elif previous is not None and previous.status == "True" and previous.reason in sticky:
+        resumed = status.resumed_at is not None and parse_rfc3339(
+            status.resumed_at
+        ) >= parse_rfc3339(previous.last_transition_time)
+        if resumed:
+            status.analysis = [
+                r.model_copy(update={"inconclusive": 0, "failed": 0, "consecutive_error": 0})
+                for r in status.analysis
+            ]
+            step.condition(
+                PAUSED, False, REASON_RESUMED, "resumed with kubectl modelrollout resume"
+            )
+            step.event("Normal", REASON_RESUMED, "the bake resumes")
+    else:
+        step.condition(PAUSED, False, REASON_NOT_PAUSED, "")
 
 
 def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
@@ -324,12 +367,14 @@ def _non_production(step: _Step) -> None:
         return
     status.replay_result = replay.result
     if replay.verdict == "Passed":
+        previous = get_condition(status.conditions, REPLAY_PASSED)
+        if previous is None or previous.status != "True":
+            step.event(
+                "Normal",
+                REASON_REPLAY_PASSED,
+                f"ReplayTest {name} passed for version {status.candidate_version}",
+            )
         step.condition(REPLAY_PASSED, True, REASON_REPLAY_PASSED, f"ReplayTest {name} passed")
-        step.event(
-            "Normal",
-            REASON_REPLAY_PASSED,
-            f"ReplayTest {name} passed for version {status.candidate_version}",
-        )
         _after_non_production(step, "the replay test passed")
     elif replay.verdict in ("Failed", "Inconclusive") or replay.phase == "Failed":
         why = "; ".join(replay.reasons) or f"verdict {replay.verdict}"
@@ -345,14 +390,255 @@ def _non_production(step: _Step) -> None:
 
 def _after_non_production(step: _Step, why: str) -> None:
     status = step.status
-    baking = step.md.spec.stages.baking
+    spec = step.md.spec
+    baking = spec.stages.baking
     if status.stable_hash is None or baking is None:
-        _promote(step, why)
+        if _gate_open(step, "BeforeProduction", spec.gates.before_production):
+            _promote(step, why)
+        return
+    if not _gate_open(step, "BeforeBaking", spec.gates.before_baking):
         return
     step.enter("Baking")
     status.current_step = 0
     status.step_started_at = rfc3339(step.o.now)
-    step.event("Normal", REASON_BAKING, f"{why}; version {status.candidate_version} starts baking")
+    status.analysis = []
+    status.last_analysis_at = None
+    weight = baking.steps[0].weight
+    status.traffic = TrafficStatus(stable_weight=100 - weight, candidate_weight=weight)
+    step.event(
+        "Normal",
+        REASON_BAKING,
+        f"{why}; version {status.candidate_version} starts baking at {weight}% of live traffic",
+    )
+    step.requeue(0)
+
+
+def _approved(step: _Step, gate: GateName) -> bool:
+    version = step.status.candidate_version
+    approvals = [*step.md.spec.approvals, *step.status.approvals]
+    return any(a.gate == gate and a.version == version for a in approvals)
+
+
+def _gate_open(step: _Step, gate: GateName, mode: str) -> bool:
+    """True when the gate lets the candidate through; otherwise hold and say so once."""
+    if mode == "Automatic" or _approved(step, gate):
+        return True
+    message = (
+        f"waiting for approval of {gate} for version {step.status.candidate_version}: add "
+        f"{{gate: {gate}, version: {step.status.candidate_version}}} to spec.approvals or run "
+        f"kubectl modelrollout approve {step.md.metadata['name']} --gate {gate}"
+    )
+    previous = step.before.get(PAUSED)
+    if previous is None or previous.reason != REASON_GATE_WAITING:
+        step.event("Normal", REASON_GATE_WAITING, message)
+    step.condition(PAUSED, True, REASON_GATE_WAITING, message)
+    step.status.message = message
+    step.requeue(POLL_SECONDS)
+    return False
+
+
+def _baking(step: _Step) -> None:
+    """One reconcile of the bake: assess fresh measurements, then hold, advance or end."""
+    status = step.status
+    spec = step.md.spec
+    baking = spec.stages.baking
+    if baking is None:  # the stage was removed from the spec mid-bake
+        _after_baking(step, "the Baking stage was removed")
+        return
+    if status.aborted:
+        _roll_back(step, REASON_ABORTED, "aborted with kubectl modelrollout abort")
+        return
+    fired = _assess(step, baking)
+    if fired is not None:
+        reason, message = fired
+        if spec.rollback.automatic:
+            _roll_back(step, reason, message)
+        else:
+            previous = step.before.get(PAUSED)
+            if previous is None or previous.reason != reason:
+                step.event("Warning", reason, f"{message}; automatic rollback is off")
+            step.condition(PAUSED, True, reason, f"{message}; automatic rollback is off")
+        return
+    held = get_condition(status.conditions, PAUSED)
+    if spec.paused or (held is not None and held.status == "True"):
+        step.requeue(POLL_SECONDS)
+        return
+    index = min(status.current_step or 0, len(baking.steps) - 1)
+    current = baking.steps[index]
+    elapsed = step.elapsed(status.step_started_at)
+    remaining = parse_duration(current.duration) - elapsed
+    # A step ends once its time is up and the latest measurement of every check, taken
+    # during the step, was successful: errors and missing data hold it.
+    analysed = baking.analysis is None or (
+        status.last_analysis_at is not None
+        and status.step_started_at is not None
+        and parse_rfc3339(status.last_analysis_at) >= parse_rfc3339(status.step_started_at)
+        and all(
+            t.measurements and t.measurements[-1].phase == "Successful" for t in status.analysis
+        )
+    )
+    if baking.analysis is not None:
+        step.requeue(
+            analysis.seconds_until_due(
+                status.last_analysis_at, parse_duration(baking.analysis.interval), step.o.now
+            )
+        )
+    if remaining > 0 or not analysed:
+        status.traffic = TrafficStatus(
+            stable_weight=100 - current.weight, candidate_weight=current.weight
+        )
+        status.message = (
+            f"baking {status.candidate_version} at {current.weight}% "
+            f"(step {index + 1} of {len(baking.steps)})"
+        )
+        step.requeue(max(remaining, 1.0) if remaining > 0 else POLL_SECONDS)
+        return
+    if index + 1 < len(baking.steps):
+        nxt = baking.steps[index + 1]
+        status.current_step = index + 1
+        status.step_started_at = rfc3339(step.o.now)
+        status.traffic = TrafficStatus(stable_weight=100 - nxt.weight, candidate_weight=nxt.weight)
+        step.event(
+            "Normal",
+            REASON_STEP_ADVANCED,
+            f"step {index + 2} of {len(baking.steps)}: {nxt.weight}% of live traffic to "
+            f"{status.candidate_version}",
+        )
+        step.requeue(0)
+        return
+    _after_baking(step, f"every bake step passed ({len(baking.steps)} steps)")
+
+
+def _after_baking(step: _Step, why: str) -> None:
+    if _gate_open(step, "BeforeProduction", step.md.spec.gates.before_production):
+        _promote(step, why)
+
+
+def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
+    """Fold this round's measurements into the tallies; the trigger that fired, if any."""
+    probes = step.o.measurements
+    analysis_spec = baking.analysis
+    if analysis_spec is None or probes is None:
+        return None
+    status = step.status
+    now = rfc3339(step.o.now)
+    tallies = {r.name: r for r in status.analysis}
+    fired: tuple[str, str] | None = None
+    inconclusive: list[str] = []
+    for check in _checks(step):
+        value, error = probes.get(check.name, (None, "not measured"))
+        measurement = analysis.assess(value, error, check.threshold, check.no_data, now)
+        tally = analysis.record(tallies.get(check.name, MetricResult(name=check.name)), measurement)
+        tallies[check.name] = tally
+        verdict = analysis.status_of(
+            tally,
+            failure_limit=check.failure_limit,
+            inconclusive_limit=check.inconclusive_limit,
+            consecutive_error_limit=check.consecutive_error_limit,
+        )
+        if verdict == "Failed" and fired is None:
+            fired = (
+                check.reason,
+                f"{check.kind} {check.name} failed: {measurement.message or measurement.phase}",
+            )
+        elif verdict == "Inconclusive":
+            inconclusive.append(check.name)
+    status.analysis = list(tallies.values())
+    status.last_analysis_at = now
+    if fired is None and inconclusive:
+        message = (
+            f"inconclusive measurements of {', '.join(inconclusive)}: the bake is held; "
+            "fix the data or run kubectl modelrollout abort"
+        )
+        previous = step.before.get(PAUSED)
+        if previous is None or previous.reason != REASON_INCONCLUSIVE:
+            step.event("Warning", REASON_INCONCLUSIVE, message)
+        step.condition(PAUSED, True, REASON_INCONCLUSIVE, message)
+    return fired
+
+
+@dataclass(frozen=True)
+class _Check:
+    kind: str
+    name: str
+    threshold: ThresholdRange
+    no_data: Literal["Inconclusive", "Fail"]
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+    reason: str
+
+
+def _checks(step: _Step) -> list[_Check]:
+    """Every SLO and query trigger, as one kind of check."""
+    spec = step.md.spec
+    baking = spec.stages.baking
+    checks: list[_Check] = []
+    if baking is not None and baking.analysis is not None:
+        checks += [
+            _Check(
+                "SLO",
+                slo.name,
+                slo.threshold_range,
+                slo.no_data,
+                slo.failure_limit,
+                slo.inconclusive_limit,
+                slo.consecutive_error_limit,
+                REASON_SLO_BREACH,
+            )
+            for slo in baking.analysis.slos
+        ]
+    for trigger in spec.rollback.triggers:
+        query = trigger.drift or trigger.accuracy_drop
+        if query is not None:
+            checks.append(
+                _Check(
+                    "trigger",
+                    trigger.name,
+                    query.threshold_range,
+                    "Inconclusive",
+                    0,
+                    1_000_000,
+                    4,
+                    f"Trigger{trigger.type}",
+                )
+            )
+    return checks
+
+
+def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
+    """Name -> (PromQL template, field path) of everything evaluated while baking."""
+    spec = md.spec
+    queries: dict[str, tuple[str, str]] = {}
+    baking = spec.stages.baking
+    if baking is not None and baking.analysis is not None:
+        for i, slo in enumerate(baking.analysis.slos):
+            queries[slo.name] = (slo.query, f"spec.stages.baking.analysis.slos[{i}].query")
+    for i, trigger in enumerate(spec.rollback.triggers):
+        if trigger.drift is not None:
+            queries[trigger.name] = (
+                trigger.drift.query,
+                f"spec.rollback.triggers[{i}].drift.query",
+            )
+        if trigger.accuracy_drop is not None:
+            queries[trigger.name] = (
+                trigger.accuracy_drop.query,
+                f"spec.rollback.triggers[{i}].accuracyDrop.query",
+            )
+    return queries
+
+
+def analysis_due(md: ModelDeployment, now: datetime) -> bool:
+    """Whether the service should take measurements before this reconcile."""
+    status = md.status
+    baking = md.spec.stages.baking
+    if status is None or status.phase != "Baking" or baking is None or baking.analysis is None:
+        return False
+    if not measurement_queries(md):
+        return False
+    return analysis.analysis_due(
+        status.last_analysis_at, parse_duration(baking.analysis.interval), now
+    )
 
 
 def _promote(step: _Step, why: str) -> None:
@@ -418,39 +704,35 @@ def _objects(step: _Step) -> list[dict[str, Any]]:
     status = step.status
     spec = step.md.spec
     owner = step.md.metadata["name"]
-    candidate_template = workloads.pod_template(spec, owner, "candidate")
+    desired_hash = workloads.template_hash(spec)
     rolling = status.candidate_hash is not None and status.phase in ("NonProduction", "Baking")
-    candidate_replicas = spec.workload.candidate_replicas or spec.workload.replicas
+    stable_replicas = spec.workload.replicas if status.stable_hash is not None else 0
+    candidate_replicas = max(spec.workload.candidate_replicas or spec.workload.replicas, 1)
+    ratio = status.phase == "Baking" and spec.traffic.router == "ReplicaRatio"
+    if ratio:
+        # Live traffic follows the pods: the split of replicas is the split of traffic.
+        weight = status.traffic.candidate_weight if status.traffic else 0
+        stable_replicas, candidate_replicas = traffic.replica_split(spec.workload.replicas, weight)
     candidate = workloads.TrackPlan(
-        template=candidate_template,
-        replicas=max(candidate_replicas, 1) if rolling else 0,
+        template=workloads.pod_template(spec, owner, "candidate"),
+        replicas=candidate_replicas if rolling else 0,
         version=spec.model.version,
-        hash=workloads.template_hash(spec),
+        hash=desired_hash,
     )
-    if status.stable_hash is None:
-        stable = workloads.TrackPlan(
-            template=workloads.pod_template(spec, owner, "stable"),
-            replicas=0,
-            version=None,
-            hash=None,
-        )
-    elif status.stable_hash == workloads.template_hash(spec):
-        stable = workloads.TrackPlan(
-            template=workloads.pod_template(spec, owner, "stable"),
-            replicas=spec.workload.replicas,
-            version=status.stable_version,
-            hash=status.stable_hash,
-        )
+    if status.stable_hash is None or status.stable_hash == desired_hash:
+        template = workloads.pod_template(spec, owner, "stable")
     else:
         existing = step.o.stable
         template = existing.template if existing is not None else {}
-        stable = workloads.TrackPlan(
-            template=template,
-            replicas=spec.workload.replicas,
-            version=status.stable_version,
-            hash=status.stable_hash,
-        )
-    return workloads.desired_objects(step.md, stable=stable, candidate=candidate)
+    stable = workloads.TrackPlan(
+        template=template,
+        replicas=stable_replicas,
+        version=status.stable_version,
+        hash=status.stable_hash,
+    )
+    return workloads.desired_objects(
+        step.md, stable=stable, candidate=candidate, candidate_live=ratio
+    )
 
 
 def replay_test_manifest(

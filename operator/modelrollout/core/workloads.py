@@ -157,8 +157,19 @@ def deployment(
     }
 
 
-def service(owner: Owner, spec: ModelDeploymentSpec, track: Track | None) -> dict[str, Any]:
-    """The Service of one track, or the live Service of both (track None)."""
+def service(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    track: Track | None,
+    *,
+    live_tracks: Track | None = "stable",
+) -> dict[str, Any]:
+    """The Service of one track, or (track None) the live Service.
+
+    The live Service selects the stable pods, and the candidate's too while it bakes with
+    the ReplicaRatio router (``live_tracks=None``): a candidate never gets live traffic
+    before it has passed its replay.
+    """
     if track == "stable":
         name = names.stable_name(owner.name)
     elif track == "candidate":
@@ -171,7 +182,7 @@ def service(owner: Owner, spec: ModelDeploymentSpec, track: Track | None) -> dic
         "metadata": _metadata(owner, name, track, None, None),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(owner.name, track),
+            "selector": selector_labels(owner.name, track if track else live_tracks),
             "ports": [
                 {
                     "name": "http",
@@ -195,12 +206,16 @@ class TrackPlan:
 
 
 def desired_objects(
-    md: ModelDeployment, *, stable: TrackPlan, candidate: TrackPlan
+    md: ModelDeployment,
+    *,
+    stable: TrackPlan,
+    candidate: TrackPlan,
+    candidate_live: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object the ModelDeployment owns, in the order they should be applied."""
     owner = Owner.of(md)
     return [
-        service(owner, md.spec, None),
+        service(owner, md.spec, None, live_tracks=None if candidate_live else "stable"),
         service(owner, md.spec, "stable"),
         service(owner, md.spec, "candidate"),
         deployment(

@@ -36,7 +36,7 @@ COMPONENT = "modelrollout"
 T = TypeVar("T")
 
 
-def _call(fn: Callable[[], T], what: str) -> T:
+def call_api(fn: Callable[[], T], what: str) -> T:
     try:
         return fn()
     except ApiException as exc:
@@ -51,15 +51,15 @@ def _message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason)
 
 
-def _maybe(fn: Callable[[], Any], what: str) -> dict[str, Any] | None:
+def read_or_none(fn: Callable[[], Any], what: str) -> dict[str, Any] | None:
     """Read one object as a dict; None when it does not exist."""
     try:
-        return _call(lambda: _json(fn()), what)
+        return call_api(lambda: as_json(fn()), what)
     except errors.NotFound:
         return None
 
 
-def _json(response: Any) -> dict[str, Any]:
+def as_json(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(response.data)
     return data
 
@@ -77,7 +77,7 @@ class Kube:
 
     # --- our own kinds -------------------------------------------------------------
     def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return _maybe(
+        return read_or_none(
             lambda: self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, _preload_content=False
             ),
@@ -85,8 +85,8 @@ class Kube:
         )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = _call(
-            lambda: _json(
+        data = call_api(
+            lambda: as_json(
                 self.custom.list_namespaced_custom_object(
                     GROUP,
                     VERSION,
@@ -101,16 +101,31 @@ class Kube:
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource (keys set to None are removed)."""
-        _call(
+    def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> None:
+        """Merge-patch the status subresource (keys set to None are removed).
+
+        With ``resource_version`` the write fails with :class:`errors.Conflict` when the
+        object changed since it was read.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        call_api(
             lambda: self.custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
                 plural,
                 name,
-                {"status": status},
+                body,
                 field_manager=FIELD_MANAGER,
                 _content_type=MERGE,
                 _preload_content=False,
@@ -120,7 +135,7 @@ class Kube:
 
     def apply_custom(self, plural: str, body: dict[str, Any]) -> None:
         meta = body["metadata"]
-        _call(
+        call_api(
             lambda: self.custom.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
@@ -157,23 +172,23 @@ class Kube:
         }
         if kind not in calls:
             raise errors.PermanentError(f"cannot apply objects of kind {kind}")
-        _call(calls[kind], f"{kind.lower()}/{name}")
+        call_api(calls[kind], f"{kind.lower()}/{name}")
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return _maybe(
+        return read_or_none(
             lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False),
             f"deployment/{name}",
         )
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return _maybe(
+        return read_or_none(
             lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
             f"job/{name}",
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = _call(
-            lambda: _json(
+        data = call_api(
+            lambda: as_json(
                 self.batch.list_namespaced_job(
                     namespace, label_selector=label_selector, _preload_content=False
                 )
@@ -185,7 +200,7 @@ class Kube:
 
     def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(errors.NotFound):
-            _call(
+            call_api(
                 lambda: self.batch.delete_namespaced_job(
                     name, namespace, propagation_policy="Background", _preload_content=False
                 ),
@@ -193,8 +208,8 @@ class Kube:
             )
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = _call(
-            lambda: _json(
+        data = call_api(
+            lambda: as_json(
                 self.core.list_namespaced_pod(
                     namespace, label_selector=label_selector, _preload_content=False
                 )
@@ -205,7 +220,7 @@ class Kube:
         return items
 
     def pod_log(self, namespace: str, name: str, *, tail_bytes: int = 4 * 1024 * 1024) -> str:
-        response: Any = _call(
+        response: Any = call_api(
             lambda: self.core.read_namespaced_pod_log(
                 name, namespace, limit_bytes=tail_bytes, _preload_content=False
             ),
@@ -216,13 +231,13 @@ class Kube:
 
     # --- references --------------------------------------------------------------------
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return _maybe(
+        return read_or_none(
             lambda: self.core.read_namespaced_config_map(name, namespace, _preload_content=False),
             f"configmap/{name}",
         )
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return _maybe(
+        return read_or_none(
             lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False),
             f"secret/{name}",
         )
@@ -265,7 +280,7 @@ class Kube:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        _call(
+        call_api(
             lambda: self.core.create_namespaced_event(
                 meta["namespace"], cast(Any, body), _preload_content=False
             ),

@@ -21,6 +21,7 @@ from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeployme
 from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import utcnow
 from modelrollout.core.references import Reference, model_deployment_refs
+from modelrollout.services import baking
 from modelrollout.services.kube import Kube
 from modelrollout.services.metrics import REGISTRY
 
@@ -51,6 +52,9 @@ def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Refe
     return missing
 
 
+USER_FIELDS: dict[str, Any] = {"approvals": [], "aborted": False, "resumedAt": None}
+
+
 def status_payload(status: BaseModel, old: dict[str, Any] | None) -> dict[str, Any] | None:
     """The merge patch for a status, or None when nothing changed.
 
@@ -62,6 +66,11 @@ def status_payload(status: BaseModel, old: dict[str, Any] | None) -> dict[str, A
     comparable = {k: v for k, v in new.items() if v is not None}
     if comparable == current:
         return None
+    # Fields that kubectl modelrollout writes are sent only when the decision changed
+    # them, so a command given during a reconcile is not overwritten.
+    for key, default in USER_FIELDS.items():
+        if new.get(key) == current.get(key, default):
+            new.pop(key, None)
     return new
 
 
@@ -98,20 +107,32 @@ class RolloutService:
         replay = (
             self.kube.get_custom(replaytest.PLURAL, namespace, replay_name) if replay_name else None
         )
+        now = utcnow()
+        measurements = (
+            baking.take_measurements(self.kube, md)
+            if not missing and rollout.analysis_due(md, now)
+            else None
+        )
         observed = rollout.Observed(
             md=md,
             missing=missing,
             stable=rollout.DeploymentView.of(stable),
             candidate=rollout.DeploymentView.of(candidate),
             replay=_replay_view(replay),
-            now=utcnow(),
+            now=now,
             wait_for_ready=self.settings.wait_for_ready,
+            measurements=measurements,
         )
         decision = rollout.decide(observed)
         for obj in decision.apply:
             self.kube.apply(obj)
         if decision.create_replay is not None:
             self.kube.apply_custom(replaytest.PLURAL, decision.create_replay)
+        if not missing:
+            decision.events += baking.apply_weights(self.kube, md, decision.status)
+            decision.events += baking.notify(
+                self.kube, md, decision.status.phase, list(decision.events), now
+            )
         for event in decision.events:
             self.kube.event(
                 raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now

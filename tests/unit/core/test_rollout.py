@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from factories import build_md
 from modelrollout.core import rollout, workloads
-from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
 from modelrollout.core.conditions import get_condition
-from modelrollout.core.references import Reference
-
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-MISSING = Reference(
-    "ConfigMap", "events", "e.jsonl", "spec.stages.nonProduction.replay.events.configMapKeyRef"
+from rollout_helpers import (
+    MISSING,
+    NOW,
+    in_non_production,
+    objects,
+    observe,
+    promoted,
+    ready,
+    replay,
+    with_status,
 )
-
-
-def ready(md: ModelDeployment, hash_: str | None = None) -> rollout.DeploymentView:
-    return rollout.DeploymentView(
-        replicas=2,
-        ready_replicas=2,
-        template={"spec": {}},
-        template_hash=hash_ or workloads.template_hash(md.spec),
-    )
-
-
-def observe(md: ModelDeployment, **kwargs: Any) -> rollout.Decision:
-    defaults: dict[str, Any] = {
-        "missing": [],
-        "stable": None,
-        "candidate": None,
-        "replay": None,
-        "now": NOW,
-    }
-    defaults.update(kwargs)
-    return rollout.decide(rollout.Observed(md=md, **defaults))
-
-
-def with_status(md: ModelDeployment, status: ModelDeploymentStatus) -> ModelDeployment:
-    return md.model_copy(update={"status": status})
-
-
-def replay(name: str, phase: str, verdict: str, *reasons: str) -> rollout.ReplayView:
-    return rollout.ReplayView(name=name, phase=phase, verdict=verdict, reasons=reasons, result=None)
-
-
-def objects(decision: rollout.Decision) -> dict[str, dict[str, Any]]:
-    return {f"{o['kind']}/{o['metadata']['name']}": o for o in decision.apply}
 
 
 def test_missing_reference_holds_and_warns_once():
@@ -69,7 +39,7 @@ def test_missing_reference_holds_and_warns_once():
     assert again.events == []
 
 
-def test_first_version_becomes_candidate_in_non_production():
+def test_first_version_becomes_candidatein_non_production():
     md = build_md()
     decision = observe(md)
     status = decision.status
@@ -133,16 +103,9 @@ def test_replay_test_created_against_candidate(wait):
     assert later.events == []
 
 
-def _in_non_production(md: ModelDeployment) -> tuple[ModelDeploymentStatus, str]:
-    first = observe(md)
-    second = observe(with_status(md, first.status), candidate=ready(md))
-    assert second.create_replay is not None
-    return second.status, second.create_replay["metadata"]["name"]
-
-
 def test_passed_replay_promotes_first_version():
     md = build_md()
-    status, name = _in_non_production(md)
+    status, name = in_non_production(md)
     decision = observe(
         with_status(md, status), candidate=ready(md), replay=replay(name, "Succeeded", "Passed")
     )
@@ -167,7 +130,7 @@ def test_passed_replay_promotes_first_version():
 )
 def test_failed_replay_rolls_back(phase, verdict, reasons):
     md = build_md()
-    status, name = _in_non_production(md)
+    status, name = in_non_production(md)
     decision = observe(
         with_status(md, status), candidate=ready(md), replay=replay(name, phase, verdict, *reasons)
     )
@@ -181,16 +144,9 @@ def test_failed_replay_rolls_back(phase, verdict, reasons):
     assert objects(decision)["Deployment/fraud-candidate"]["spec"]["replicas"] == 0
 
 
-def _promoted(md: ModelDeployment) -> ModelDeploymentStatus:
-    status, name = _in_non_production(md)
-    return observe(
-        with_status(md, status), candidate=ready(md), replay=replay(name, "Succeeded", "Passed")
-    ).status
-
-
 def test_new_version_is_compared_with_stable_and_then_bakes():
     v1 = build_md({"spec": {"stages": {"baking": {"steps": [{"weight": 10, "duration": "1m"}]}}}})
-    stable_status = _promoted(v1)
+    stable_status = promoted(v1)
     v2 = build_md(
         {
             "metadata": {"generation": 2},
@@ -230,7 +186,7 @@ def test_non_production_times_out():
 
 def test_reverting_the_spec_withdraws_the_candidate():
     v1 = build_md()
-    stable_status = _promoted(v1)
+    stable_status = promoted(v1)
     v2 = build_md({"spec": {"model": {"version": "v2"}}})
     testing = observe(with_status(v2, stable_status), stable=ready(v1)).status
     back = observe(with_status(v1, testing), stable=ready(v1))
@@ -276,7 +232,7 @@ def test_first_version_replay_drops_baseline_criteria():
     created = observe(with_status(md, first.status), candidate=ready(md)).create_replay
     assert created["spec"]["successCriteria"] == {"maxErrorRate": 0.01}
     # with a stable version to compare with, every criterion applies
-    v1_status = _promoted(build_md())
+    v1_status = promoted(build_md())
     v2 = build_md(
         {
             "spec": {

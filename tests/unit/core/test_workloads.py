@@ -68,7 +68,10 @@ def test_desired_objects_are_owned_and_select_their_track():
         }
         assert obj["metadata"]["namespace"] == "ml"
     live, stable_svc, _, stable_dep, candidate_dep = objects
-    assert live["spec"]["selector"] == {workloads.LABEL_NAME: "fraud"}
+    assert live["spec"]["selector"] == {
+        workloads.LABEL_NAME: "fraud",
+        workloads.LABEL_TRACK: "stable",
+    }
     assert stable_svc["spec"]["selector"][workloads.LABEL_TRACK] == "stable"
     assert stable_dep["spec"]["template"]["metadata"]["labels"][workloads.LABEL_TRACK] == "stable"
     assert candidate_dep["spec"]["selector"]["matchLabels"][workloads.LABEL_TRACK] == "candidate"

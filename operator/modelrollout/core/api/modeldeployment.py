@@ -594,6 +594,9 @@ class ModelDeploymentStatus(ApiModel):
     analysis: list[MetricResult] = Field(
         default_factory=list, description="Running tallies of the SLOs and triggers.", max_length=64
     )
+    last_analysis_at: str | None = Field(
+        default=None, description="When the SLOs and triggers were last evaluated."
+    )
     approvals: list[Approval] = Field(
         default_factory=list,
         description="Approvals given with kubectl modelrollout approve (the spec holds those "
@@ -602,6 +605,11 @@ class ModelDeploymentStatus(ApiModel):
     )
     aborted: bool = Field(
         default=False, description="Set by kubectl modelrollout abort; rolls the candidate back."
+    )
+    resumed_at: str | None = Field(
+        default=None,
+        description="Set by kubectl modelrollout resume: lifts a hold for inconclusive data "
+        "or a trigger that fired while automatic rollback is off.",
     )
     message: str = Field(default="", description="The latest decision, in words.")
     history: list[HistoryEntry] = Field(

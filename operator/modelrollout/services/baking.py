@@ -1,0 +1,154 @@
+"""The I/O of a bake: measurements from the metric provider, weights on the traffic
+router, and announcements to the notifiers.
+
+Each goes through its seam (:mod:`.providers`, :mod:`.routers`, :mod:`.notifiers`), built
+from the spec by a factory that rejects unknown kinds. None of them decides anything:
+the measurements feed :func:`modelrollout.core.rollout.decide`, and the weights and
+notifications carry out what it decided. A failure here never stops a reconcile: a query
+error is a measurement of phase Error (counted against ``consecutiveErrorLimit``), and a
+router or notifier error becomes a Warning Event, retried on the next reconcile.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from modelrollout.core import analysis, errors, names, notifications, rollout
+from modelrollout.core.api.common import KeyReference
+from modelrollout.core.api.modeldeployment import (
+    ModelDeployment,
+    ModelDeploymentStatus,
+)
+from modelrollout.services import notifiers, providers, routers
+from modelrollout.services.kube import Kube
+
+log = logging.getLogger("modelrollout.baking")
+
+NOTIFIED = {
+    rollout.REASON_NEW_CANDIDATE: "StageChanged",
+    rollout.REASON_BAKING: "StageChanged",
+    rollout.REASON_STEP_ADVANCED: "StepAdvanced",
+    rollout.REASON_GATE_WAITING: "GateWaiting",
+    rollout.REASON_PROMOTED: "Promoted",
+    rollout.REASON_ROLLED_BACK: "RolledBack",
+}
+
+
+def secret_value(kube: Kube, namespace: str, ref: KeyReference) -> str | None:
+    secret = kube.get_secret(namespace, ref.name)
+    data = (secret or {}).get("data") or {}
+    if ref.key not in data:
+        return None
+    return base64.b64decode(data[ref.key]).decode().strip()
+
+
+def query_variables(md: ModelDeployment) -> dict[str, str]:
+    name = str(md.metadata["name"])
+    status = md.status
+    interval = "1m"
+    baking = md.spec.stages.baking
+    if baking is not None and baking.analysis is not None:
+        interval = baking.analysis.interval
+    return {
+        "name": name,
+        "namespace": str(md.metadata["namespace"]),
+        "model": md.spec.model.name,
+        "candidate_version": (status.candidate_version if status else None) or "",
+        "stable_version": (status.stable_version if status else None) or "",
+        "candidate_service": names.candidate_name(name),
+        "stable_service": names.stable_name(name),
+        "interval": interval,
+    }
+
+
+def take_measurements(kube: Kube, md: ModelDeployment) -> dict[str, rollout.Probe]:
+    """Run every SLO and trigger query once."""
+    baking = md.spec.stages.baking
+    assert baking is not None
+    assert baking.analysis is not None
+    spec = baking.analysis.provider
+    namespace = str(md.metadata["namespace"])
+    token = None
+    if spec.bearer_token_secret_ref is not None:
+        token = secret_value(kube, namespace, spec.bearer_token_secret_ref)
+    queries = rollout.measurement_queries(md)
+    try:
+        provider = providers.make_provider(spec, bearer_token=token)
+    except errors.InvalidSpec as exc:
+        return {name: (None, str(exc)) for name in queries}
+    variables = query_variables(md)
+    probes: dict[str, rollout.Probe] = {}
+    for name, (template, field) in queries.items():
+        try:
+            promql = analysis.render_query(template, variables, field=field)
+            probes[name] = (provider.query(promql), None)
+        except (providers.MetricQueryError, errors.InvalidSpec) as exc:
+            probes[name] = (None, str(exc))
+    return probes
+
+
+def apply_weights(
+    kube: Kube, md: ModelDeployment, status: ModelDeploymentStatus
+) -> list[rollout.EventRecord]:
+    """Set the router's weights to the ones the decision recorded in the status."""
+    if status.traffic is None:
+        return []
+    router = routers.make_router(md.spec.traffic, kube, port=md.spec.serving.service_port)
+    try:
+        router.set_weights(
+            str(md.metadata["namespace"]),
+            str(md.metadata["name"]),
+            stable_weight=status.traffic.stable_weight,
+            candidate_weight=status.traffic.candidate_weight,
+        )
+    except errors.InvalidSpec as exc:
+        return [rollout.EventRecord("Warning", "TrafficRouterError", str(exc))]
+    return []
+
+
+def notify(
+    kube: Kube,
+    md: ModelDeployment,
+    phase: str,
+    events: Iterable[rollout.EventRecord],
+    now: datetime,
+) -> list[rollout.EventRecord]:
+    """Announce the decisions the notifiers asked for; failures become Warning Events."""
+    failures: list[rollout.EventRecord] = []
+    namespace = str(md.metadata["namespace"])
+    for event in events:
+        kind = NOTIFIED.get(event.reason)
+        if kind is None:
+            continue
+        note = notifications.Notification(
+            event=kind,  # type: ignore[arg-type]
+            namespace=namespace,
+            name=str(md.metadata["name"]),
+            model=md.spec.model.name,
+            version=md.spec.model.version,
+            phase=phase,
+            message=event.message,
+            time=now,
+        )
+        for spec in md.spec.notifications:
+            if not notifications.wanted(spec, note.event):
+                continue
+            url = spec.url
+            if spec.url_secret_ref is not None:
+                url = secret_value(kube, namespace, spec.url_secret_ref)
+            if not url:
+                failures.append(
+                    rollout.EventRecord(
+                        "Warning", "NotificationFailed", f"notifier {spec.name}: no URL"
+                    )
+                )
+                continue
+            try:
+                notifiers.make_notifier(spec, url=url).post(note)
+            except notifiers.NotifyError as exc:
+                log.warning("notifier %s failed: %s", spec.name, exc)
+                failures.append(rollout.EventRecord("Warning", "NotificationFailed", str(exc)))
+    return failures
