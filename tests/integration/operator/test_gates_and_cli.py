@@ -1,0 +1,138 @@
+"""Manual gates, the status/approve/abort commands and the Gateway API router, end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from factories import events_configmap, model_deployment
+from support.cluster import Cluster
+from support.kube import apply, condition, get
+from support.modelservers import model_servers
+from support.operator import running_operator
+from support.wait import poll_until
+
+ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "md-route"},
+    "spec": {
+        "parentRefs": [{"name": "gateway"}],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+                "backendRefs": [{"name": "md-stable", "port": 80}],
+            }
+        ],
+    },
+}
+
+
+def gated(version: str) -> dict[str, Any]:
+    md = model_deployment(version)
+    md["spec"]["stages"]["nonProduction"]["replay"]["rate"] = {"rate": 100, "count": 30}
+    md["spec"]["stages"]["baking"] = {
+        "steps": [{"weight": 20, "duration": "1s"}, {"weight": 60, "duration": "1s"}]
+    }
+    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
+    md["spec"]["gates"] = {"beforeProduction": "Manual"}
+    return md
+
+
+def cli(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelrollout", *args, "md", "-n", namespace,
+         "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def weights(cluster: Cluster, namespace: str) -> dict[str, int]:
+    route = get(cluster, namespace, "httproute", "md-route")
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    return {ref["name"]: ref.get("weight", 1) for ref in refs}
+
+
+def phase_is(cluster: Cluster, namespace: str, phase: str, reason: str | None = None):
+    def check():
+        md = get(cluster, namespace, "md", "md")
+        if not md or md.get("status", {}).get("phase") != phase:
+            return None
+        if reason is not None:
+            paused = condition(md, "Paused")
+            if not paused or paused["reason"] != reason:
+                return None
+        return md
+
+    return check
+
+
+def test_gate_approval_abort_and_route_weights(cluster, namespace, tmp_path: Path):
+    with model_servers(tmp_path, v1=["--model-version", "v1"]) as servers:
+        url = servers["v1"].url
+        args = [
+            "--no-wait-for-ready",
+            "--endpoint",
+            f"{namespace}/md-candidate={url}",
+            "--endpoint",
+            f"{namespace}/md-stable={url}",
+        ]
+        with running_operator(cluster, namespace, tmp_path / "operator.log", *args):
+            apply(cluster, namespace, events_configmap(), ROUTE, gated("v1"))
+            # the first version has no stable version to bake against: it waits at the
+            # production gate right after its replay
+            poll_until(
+                phase_is(cluster, namespace, "NonProduction", "GateWaiting"),
+                timeout=90,
+                message="v1 held at the gate",
+            )
+            shown = cli(cluster, namespace, "status")
+            assert shown.returncode == 0, shown.stderr
+            assert "GateWaiting" in shown.stdout
+            approved = cli(cluster, namespace, "approve", "--gate", "BeforeProduction")
+            assert approved.returncode == 0, approved.stderr
+            poll_until(
+                phase_is(cluster, namespace, "Production"),
+                timeout=60,
+                message="v1 promoted after approval",
+            )
+            poll_until(
+                lambda: (
+                    weights(cluster, namespace) == {"md-stable": 100, "md-candidate": 0} or None
+                ),
+                timeout=30,
+                message="route at 100/0",
+            )
+
+            apply(cluster, namespace, gated("v2"))
+            md = poll_until(
+                phase_is(cluster, namespace, "Baking", "GateWaiting"),
+                timeout=90,
+                message="v2 baked to the last step, held at the gate",
+            )
+            assert md["status"]["traffic"] == {"stableWeight": 40, "candidateWeight": 60}
+            assert weights(cluster, namespace) == {"md-stable": 40, "md-candidate": 60}
+            route = get(cluster, namespace, "httproute", "md-route")
+            assert route["spec"]["rules"][0]["matches"] == ROUTE["spec"]["rules"][0]["matches"]
+            # the approval is in the status, not the spec: Git stays in sync
+            assert md["spec"].get("approvals") is None
+
+            aborted = cli(cluster, namespace, "abort")
+            assert aborted.returncode == 0, aborted.stderr
+            md = poll_until(
+                phase_is(cluster, namespace, "RolledBack"), timeout=60, message="v2 rolled back"
+            )
+            assert condition(md, "RolledBack")["reason"] == "Aborted"
+            assert md["status"]["stableVersion"] == "v1"
+            poll_until(
+                lambda: (
+                    weights(cluster, namespace) == {"md-stable": 100, "md-candidate": 0} or None
+                ),
+                timeout=30,
+                message="route back at 100/0",
+            )
+            again = cli(cluster, namespace, "abort")
+            assert again.returncode == 1
+            assert "no rollout to abort" in again.stderr
