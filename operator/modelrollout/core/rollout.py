@@ -84,6 +84,8 @@ REASON_SLO_BREACH = "SLOBreach"
 REASON_INCONCLUSIVE = "Inconclusive"
 REASON_ABORTED = "Aborted"
 REASON_RESUMED = "Resumed"
+REASON_FAILED = "Failed"
+REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 TRIGGER_REASONS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
 
 HISTORY_LIMIT = 10
@@ -339,6 +341,14 @@ def _non_production(step: _Step) -> None:
         and (candidate.template_hash == status.candidate_hash)
     )
     if step.o.wait_for_ready and not ready:
+        deadline = step.md.spec.progress_deadline
+        if step.elapsed(status.stage_started_at) > parse_duration(deadline):
+            _fail(
+                step,
+                REASON_PROGRESS_DEADLINE,
+                f"the candidate pods were not ready within {deadline}",
+            )
+            return
         step.condition(
             REPLAY_PASSED,
             None,
@@ -660,14 +670,29 @@ def _promote(step: _Step, why: str) -> None:
 
 
 def _roll_back(step: _Step, reason: str, message: str) -> None:
+    _withdraw(step, "RolledBack", REASON_ROLLED_BACK, reason, message)
+
+
+def _fail(step: _Step, reason: str, message: str) -> None:
+    """The candidate could not be tested at all: withdraw it and mark the rollout Failed."""
+    _withdraw(step, "Failed", REASON_FAILED, reason, message)
+
+
+def _withdraw(
+    step: _Step,
+    outcome: Literal["RolledBack", "Failed"],
+    event_reason: str,
+    reason: str,
+    message: str,
+) -> None:
     status = step.status
-    step.finish("RolledBack", message)
-    step.event("Warning", REASON_ROLLED_BACK, message)
+    step.finish(outcome, message)
+    step.event("Warning", event_reason, message)
     status.traffic = TrafficStatus(
         stable_weight=100 if status.stable_hash else 0, candidate_weight=0
     )
     status.current_step = None
-    step.enter("RolledBack")
+    step.enter(outcome)
     step.condition("RolledBack", True, reason, message)
 
 

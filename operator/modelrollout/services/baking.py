@@ -34,6 +34,7 @@ NOTIFIED = {
     rollout.REASON_GATE_WAITING: "GateWaiting",
     rollout.REASON_PROMOTED: "Promoted",
     rollout.REASON_ROLLED_BACK: "RolledBack",
+    rollout.REASON_FAILED: "Failed",
 }
 
 

@@ -250,3 +250,21 @@ def test_first_version_replay_drops_baseline_criteria():
         with_status(v2, started.status), stable=ready(build_md()), candidate=ready(v2)
     ).create_replay
     assert created["spec"]["successCriteria"] == {"maxErrorRate": 0.01, "minAgreement": 0.9}
+
+
+def test_candidate_not_ready_within_the_progress_deadline_fails_the_rollout():
+    md = build_md({"spec": {"progressDeadline": "5m"}})
+    first = observe(md)
+    waiting = rollout.DeploymentView(2, 0, {}, first.status.candidate_hash)
+    still = observe(
+        with_status(md, first.status), candidate=waiting, now=NOW + timedelta(minutes=4)
+    )
+    assert still.status.phase == "NonProduction"
+    late = observe(with_status(md, first.status), candidate=waiting, now=NOW + timedelta(minutes=6))
+    assert late.status.phase == "Failed"
+    assert get_condition(late.status.conditions, "RolledBack").reason == (
+        "ProgressDeadlineExceeded"
+    )
+    assert late.status.history[0].outcome == "Failed"
+    assert [e.reason for e in late.events] == ["Failed"]
+    assert objects(late)["Deployment/fraud-candidate"]["spec"]["replicas"] == 0
