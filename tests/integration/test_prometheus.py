@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import httpx
 import pytest
 
 from support.cluster import BIN_DIR
+from support.metrics_target import metrics_target as serve_metrics
 from support.prometheus import PrometheusFactory
 from support.wait import async_poll_until
 
@@ -35,34 +34,11 @@ groups:
 """
 
 
-class _MetricsHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path != "/metrics":
-            self.send_error(404)
-            return
-        body = METRICS.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
-
-
 @pytest.fixture
 def metrics_target() -> Iterator[str]:
-    """A tiny HTTP server exposing /metrics; yields its "host:port"."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    """A tiny HTTP server exposing METRICS on /metrics; yields its "host:port"."""
+    with serve_metrics(METRICS) as target:
+        yield target
 
 
 async def test_scrapes_a_target(prometheus: PrometheusFactory, metrics_target: str) -> None:

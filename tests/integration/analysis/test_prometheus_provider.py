@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import math
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -31,6 +29,7 @@ from modelrollout.services.providers import (
     make_provider,
 )
 from support.cluster import BIN_DIR, missing_tools
+from support.metrics_target import metrics_target as serve_metrics
 from support.prometheus import PrometheusFactory
 
 METRICS = """\
@@ -45,34 +44,11 @@ modelrollout_test_drift_score 0.125
 JOB = "fraud"
 
 
-class _MetricsHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path != "/metrics":
-            self.send_error(404)
-            return
-        body = METRICS.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        pass
-
-
 @pytest.fixture(scope="module")
 def metrics_target() -> Iterator[str]:
     """A tiny HTTP server exposing METRICS on /metrics; yields its "host:port"."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_metrics(METRICS) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from modelrollout.core.errors import ModelRolloutError
+from modelrollout.core.notifications import Notification, payload
 
 TIMEOUT_SECONDS = 5.0
 
@@ -48,3 +49,17 @@ def post_json(notifier: str, url: str, body: dict[str, Any], *, timeout: float) 
             notifier,
             f"POST to {where} answered HTTP {response.status_code} {response.reason_phrase}",
         )
+
+
+class JsonPostNotifier:
+    """A notifier that POSTs the payload of its ``kind`` as JSON; subclasses set the kind."""
+
+    kind = ""
+
+    def __init__(self, name: str, url: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+
+    def post(self, notification: Notification) -> None:
+        post_json(self.name, self.url, payload(self.kind, notification), timeout=self.timeout)
