@@ -1,7 +1,7 @@
-"""``modelrollout status | approve | abort | resume``: look at and steer a rollout.
+"""``modelrollout status | approve | abort | resume | retry``: look at and steer a rollout.
 
 These commands write only the status subresource (``status.approvals``,
-``status.aborted``, ``status.resumedAt``), never the spec, so a ModelDeployment kept in Git
+``status.aborted``, ``status.resumedAt``, ``status.retryRequestedAt``), never the spec, so a ModelDeployment kept in Git
 stays in sync with Argo CD or Flux. Approvals can also be kept in Git, in
 ``spec.approvals``. Each write carries the object's resourceVersion, so a command never
 overwrites a status the operator wrote in between; it retries instead.
@@ -113,6 +113,17 @@ def _resume(args: argparse.Namespace) -> int:
     return _write(args, change)
 
 
+def _retry(args: argparse.Namespace) -> int:
+    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
+        status = _status(raw)
+        if status.phase not in ("RolledBack", "Failed"):
+            return f"{args.name} is {status.phase}: only a rolled-back or failed rollout is retried"
+        print(f"retrying {args.name} {status.candidate_version}")
+        return {"retryRequestedAt": rfc3339(utcnow())}
+
+    return _write(args, change)
+
+
 def _show(args: argparse.Namespace) -> int:
     kube, namespace = _kube(args)
     status = _status(_load(kube, namespace, args.name))
@@ -168,3 +179,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _common(resume)
     resume.set_defaults(func=_resume)
+    retry = subparsers.add_parser("retry", help="Roll a rolled-back candidate out again.")
+    _common(retry)
+    retry.set_defaults(func=_retry)

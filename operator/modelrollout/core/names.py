@@ -38,10 +38,12 @@ def live_service_name(md: str) -> str:
     return bounded(md)
 
 
-def replay_test_name(md: str, version: str, template_hash: str) -> str:
-    """One ReplayTest per candidate: the version plus a hash of what is being tested."""
+def replay_test_name(md: str, version: str, template_hash: str, attempt: int = 1) -> str:
+    """One ReplayTest per candidate and attempt: the version plus a hash of what is being
+    tested, and the attempt number from the second attempt on."""
     safe_version = "".join(c if c.isalnum() or c == "-" else "-" for c in version.lower())
-    return bounded(f"{md}-{safe_version}-{template_hash[:6]}".strip("-"))
+    suffix = f"-{attempt}" if attempt > 1 else ""
+    return bounded(f"{md}-{safe_version}-{template_hash[:6]}".strip("-") + suffix)
 
 
 def job_name(replay_test: str, generation: int) -> str:

@@ -84,6 +84,7 @@ REASON_SLO_BREACH = "SLOBreach"
 REASON_INCONCLUSIVE = "Inconclusive"
 REASON_ABORTED = "Aborted"
 REASON_RESUMED = "Resumed"
+REASON_RETRY = "Retry"
 REASON_FAILED = "Failed"
 REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 TRIGGER_REASONS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
@@ -241,6 +242,7 @@ def decide(observed: Observed) -> Decision:
 
     desired_hash = workloads.template_hash(spec)
     _start_candidate_if_new(step, desired_hash)
+    _retry_if_requested(step, desired_hash)
 
     if status.aborted and status.phase in ("NonProduction", "Baking"):
         _roll_back(step, REASON_ABORTED, "aborted with kubectl modelrollout abort")
@@ -281,6 +283,38 @@ def _pause_state(step: _Step) -> None:
         step.condition(PAUSED, False, REASON_NOT_PAUSED, "")
 
 
+def _retry_if_requested(step: _Step, desired_hash: str) -> None:
+    """After a rollback or failure, ``kubectl modelrollout retry`` rolls the same candidate
+    out again from NonProduction, with a new ReplayTest (the attempt is in its name)."""
+    status = step.status
+    requested = status.retry_requested_at
+    if (
+        requested is None
+        or status.phase not in ("RolledBack", "Failed")
+        or status.candidate_hash != desired_hash
+        or status.stage_started_at is None
+        or parse_rfc3339(requested) < parse_rfc3339(status.stage_started_at)
+    ):
+        return
+    status.attempt = (status.attempt or 1) + 1
+    status.replay_test = None
+    status.replay_result = None
+    status.analysis = []
+    status.last_analysis_at = None
+    status.aborted = False
+    step.condition("RolledBack", False, REASON_RETRY, "retried")
+    step.event(
+        "Normal",
+        REASON_RETRY,
+        f"retrying version {status.candidate_version} (attempt {status.attempt})",
+    )
+    if step.md.spec.stages.non_production.enabled:
+        step.enter("NonProduction")
+        step.requeue(0)
+    else:
+        _after_non_production(step, "the NonProduction stage is disabled")
+
+
 def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
     status = step.status
     spec = step.md.spec
@@ -302,6 +336,7 @@ def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
         step.finish("Superseded", f"superseded by version {spec.model.version}")
     status.candidate_version = spec.model.version
     status.candidate_hash = desired_hash
+    status.attempt = None
     status.replay_test = None
     status.replay_result = None
     status.current_step = None
@@ -360,7 +395,10 @@ def _non_production(step: _Step) -> None:
         return
     assert stage.replay is not None  # guaranteed by the schema's CEL rule
     name = names.replay_test_name(
-        step.md.metadata["name"], status.candidate_version or "", status.candidate_hash or ""
+        step.md.metadata["name"],
+        status.candidate_version or "",
+        status.candidate_hash or "",
+        status.attempt or 1,
     )
     replay = step.o.replay if step.o.replay is not None and step.o.replay.name == name else None
     if status.replay_test != name or replay is None:

@@ -52,7 +52,12 @@ def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Refe
     return missing
 
 
-USER_FIELDS: dict[str, Any] = {"approvals": [], "aborted": False, "resumedAt": None}
+USER_FIELDS: dict[str, Any] = {
+    "approvals": [],
+    "aborted": False,
+    "resumedAt": None,
+    "retryRequestedAt": None,
+}
 
 
 def status_payload(status: BaseModel, old: dict[str, Any] | None) -> dict[str, Any] | None:

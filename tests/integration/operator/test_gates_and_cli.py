@@ -136,3 +136,22 @@ def test_gate_approval_abort_and_route_weights(cluster, namespace, tmp_path: Pat
             again = cli(cluster, namespace, "abort")
             assert again.returncode == 1
             assert "no rollout to abort" in again.stderr
+
+            retried = cli(cluster, namespace, "retry")
+            assert retried.returncode == 0, retried.stderr
+            md = poll_until(
+                phase_is(cluster, namespace, "Baking", "GateWaiting"),
+                timeout=90,
+                message="v2 retried: replayed and baked again",
+            )
+            assert md["status"]["attempt"] == 2
+            assert md["status"]["replayTest"].endswith("-2")
+            cli(cluster, namespace, "approve", "--gate", "BeforeProduction")
+            md = poll_until(
+                phase_is(cluster, namespace, "Production"),
+                timeout=60,
+                message="v2 promoted on its second attempt",
+            )
+            assert md["status"]["stableVersion"] == "v2"
+            outcomes = [(h["version"], h["outcome"]) for h in md["status"]["history"]]
+            assert outcomes == [("v2", "Promoted"), ("v2", "RolledBack"), ("v1", "Promoted")]

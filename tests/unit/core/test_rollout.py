@@ -268,3 +268,34 @@ def test_candidate_not_ready_within_the_progress_deadline_fails_the_rollout():
     assert late.status.history[0].outcome == "Failed"
     assert [e.reason for e in late.events] == ["Failed"]
     assert objects(late)["Deployment/fraud-candidate"]["spec"]["replicas"] == 0
+
+
+def test_retry_rolls_the_same_candidate_out_again_with_a_new_replay():
+    md = build_md()
+    status, name = in_non_production(md)
+    failed = observe(
+        with_status(md, status),
+        candidate=ready(md),
+        replay=replay(name, "Succeeded", "Failed", "p99 too high"),
+    )
+    assert failed.status.phase == "RolledBack"
+    too_early = failed.status.model_copy(update={"retry_requested_at": "2026-11-22T11:00:00Z"})
+    ignored = observe(
+        with_status(md, too_early),
+        candidate=ready(md),
+        replay=replay(name, "Succeeded", "Failed", "p99 too high"),
+    )
+    assert ignored.status.phase == "RolledBack", "a request older than the rollback is ignored"
+    asked = failed.status.model_copy(update={"retry_requested_at": "2026-11-22T12:05:00Z"})
+    retried = observe(
+        with_status(md, asked),
+        candidate=ready(md),
+        replay=replay(name, "Succeeded", "Failed", "p99 too high"),
+        now=NOW + timedelta(minutes=6),
+    )
+    assert retried.status.phase == "NonProduction"
+    assert retried.status.attempt == 2
+    assert "Retry" in [e.reason for e in retried.events]
+    assert retried.create_replay is not None
+    assert retried.create_replay["metadata"]["name"] == f"{name}-2"
+    assert get_condition(retried.status.conditions, "RolledBack").status == "False"

@@ -606,6 +606,14 @@ class ModelDeploymentStatus(ApiModel):
     aborted: bool = Field(
         default=False, description="Set by kubectl modelrollout abort; rolls the candidate back."
     )
+    retry_requested_at: str | None = Field(
+        default=None,
+        description="Set by kubectl modelrollout retry: rolls out a rolled-back or failed "
+        "candidate again, with a new replay.",
+    )
+    attempt: int | None = Field(
+        default=None, description="Attempt number of the current candidate (1 when unset).", ge=1
+    )
     resumed_at: str | None = Field(
         default=None,
         description="Set by kubectl modelrollout resume: lifts a hold for inconclusive data "
