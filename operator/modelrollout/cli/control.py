@@ -2,9 +2,9 @@
 
 These commands write only the status subresource (``status.approvals``,
 ``status.aborted``, ``status.resumedAt``, ``status.retryRequestedAt``), never the spec,
-so a ModelDeployment kept in Git stays in sync with Argo CD or Flux. Approvals can also be kept in Git, in
-``spec.approvals``. Each write carries the object's resourceVersion, so a command never
-overwrites a status the operator wrote in between; it retries instead.
+so a ModelDeployment kept in Git stays in sync with Argo CD or Flux. Approvals can also be
+kept in Git, in ``spec.approvals``. Each write carries the object's resourceVersion, so a
+command never overwrites a status the operator wrote in between; it retries instead.
 
 As a kubectl plugin: ``kubectl modelrollout approve fraud-scorer --gate BeforeProduction``.
 """
