@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from chart.chart_support import CHART_DIR, Helm
-from support.cluster import REPO_ROOT, Cluster
-from support.kube import get
+from support.cluster import Cluster
+from support.kube import apply_examples, get
 from support.operator import running_operator
 from support.wait import poll_until
 
@@ -79,17 +79,7 @@ def test_operator_works_with_the_chart_rbac(
         restricted = Cluster(kubeconfig=kubeconfig, bin_dir=cluster.bin_dir)
         log = tmp_path / "operator.log"
         with running_operator(restricted, namespace, log, "--replay-executor", "job"):
-            cluster.kubectl(
-                "apply",
-                "-n",
-                namespace,
-                "-f",
-                str(REPO_ROOT / "examples" / "events-configmap.yaml"),
-                "-f",
-                str(REPO_ROOT / "examples" / "modeldeployment.yaml"),
-                "-f",
-                str(REPO_ROOT / "examples" / "replaytest.yaml"),
-            )
+            apply_examples(cluster, namespace, "events-configmap", "modeldeployment", "replaytest")
 
             def moved():
                 md = get(cluster, namespace, "md", "fraud-scorer")

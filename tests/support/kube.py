@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from support.cluster import Cluster
+from support.cluster import REPO_ROOT, Cluster
 
 
 def get(cluster: Cluster, namespace: str, *what: str) -> dict[str, Any] | None:
@@ -31,3 +31,11 @@ def events(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]
 def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
     for obj in objects:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+
+
+def apply_examples(cluster: Cluster, namespace: str, *names: str) -> None:
+    """Apply files of examples/ (by name, without .yaml) into ``namespace``."""
+    args = ["apply", "-n", namespace]
+    for name in names:
+        args += ["-f", str(REPO_ROOT / "examples" / f"{name}.yaml")]
+    cluster.kubectl(*args)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from support.cluster import REPO_ROOT, Cluster
+from support.cluster import Cluster
+from support.kube import apply_examples
 from support.operator import running_operator
 from support.wait import poll_until
 
@@ -34,15 +35,7 @@ def test_health_metrics_and_json_logs(cluster: Cluster, namespace: str, tmp_path
 
         response = poll_until(healthy, timeout=60, message="liveness endpoint answers")
         assert response.status_code == 200
-        cluster.kubectl(
-            "apply",
-            "-n",
-            namespace,
-            "-f",
-            str(REPO_ROOT / "examples" / "events-configmap.yaml"),
-            "-f",
-            str(REPO_ROOT / "examples" / "modeldeployment.yaml"),
-        )
+        apply_examples(cluster, namespace, "events-configmap", "modeldeployment")
 
         def exported():
             text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
