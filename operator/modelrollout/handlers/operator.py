@@ -43,11 +43,17 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         ).reconcile,
         resync=CONFIG.resync_seconds,
     )
-    memo.replays = Scheduler(
-        "ReplayTest",
-        replaytests.build_service(kube, CONFIG).reconcile,
-        resync=CONFIG.resync_seconds,
-    )
+    replay_service = replaytests.build_service(kube, CONFIG)
+    memo.replay_executor = replay_service.executor
+    memo.replays = Scheduler("ReplayTest", replay_service.reconcile, resync=CONFIG.resync_seconds)
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Stop what the executor runs locally (local shards); Jobs live on in the cluster."""
+    executor = memo.get("replay_executor")
+    if executor is not None:
+        executor.close()
 
 
 def _api_client() -> client.ApiClient:

@@ -54,6 +54,9 @@ class ReplayExecutor(Protocol):
     def stop(self, run: ReplayRun) -> None:
         """Stop and forget every run of this ReplayTest other than ``run``."""
 
+    def close(self) -> None:
+        """The operator is stopping: release what the executor holds."""
+
 
 KINDS = ("job", "local")
 

@@ -69,6 +69,9 @@ class JobExecutor:
         jobs = self.kube.list_jobs(run.namespace, f"{replayjob.LABEL_REPLAY_UID}={run.uid}")
         return sorted(job["metadata"]["name"] for job in jobs)
 
+    def close(self) -> None:
+        """Nothing to release: the Jobs belong to the cluster."""
+
 
 def _job_failure(job: dict[str, Any]) -> tuple[str, str] | None:
     for cond in (job.get("status") or {}).get("conditions") or []:
