@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from modelrollout.core import names
 from modelrollout.core.api.base import parse_duration
-from modelrollout.core.api.common import API_VERSION, ConditionStatus, Endpoint
+from modelrollout.core.api.common import API_VERSION, ConditionStatus
 from modelrollout.core.api.replaytest import (
     ComparisonSummary,
     Percentiles,
@@ -93,16 +93,6 @@ class Target:
 
     target: str
     baseline: str | None
-
-
-def service_url(endpoint: Endpoint, namespace: str) -> str | None:
-    """The in-cluster URL of an endpoint given by url or service (None for modelDeployment)."""
-    if endpoint.url is not None:
-        return endpoint.url
-    if endpoint.service is not None:
-        svc = endpoint.service
-        return f"{svc.scheme}://{svc.name}.{namespace}.svc:{svc.port}{svc.path}"
-    return None
 
 
 def shard_args(spec: ReplayTestSpec, *, events: str, target: Target, shard_count: int) -> list[str]:

@@ -749,8 +749,6 @@ def _conditions_for_phase(step: _Step) -> None:
         step.condition(PROGRESSING, False, REASON_ROLLED_BACK, status.message)
     if status.stable_hash is None:
         step.condition(READY, False, REASON_NO_STABLE, "no version has reached production yet")
-        if phase == "Pending":
-            step.enter("Pending")
     else:
         stable = step.o.stable
         ready = stable is not None and stable.available
