@@ -65,7 +65,17 @@ def model_deployment(version: str) -> dict[str, Any]:
             "workload": {
                 "replicas": 1,
                 "template": {
-                    "spec": {"containers": [{"name": "model", "image": "modelrollout:test"}]}
+                    # The model answers from a local server (--endpoint): the pods need
+                    # not run, and an image that is not on the node is never pulled.
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "model",
+                                "image": "modelrollout:test",
+                                "imagePullPolicy": "Never",
+                            }
+                        ]
+                    }
                 },
             },
             "serving": {"predictPath": PREDICT},

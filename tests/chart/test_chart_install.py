@@ -66,6 +66,9 @@ def established(cluster: Cluster, name: str) -> bool:
 
 
 def install(helm: Helm, release: str, namespace: str, chart: Path, values: dict[str, Any]) -> str:
+    """`helm install`. The operator image of these tests is not on the node and is never
+    pulled (pullPolicy Never): they test what the chart creates, not the operator."""
+    values = {**values, "image": {"pullPolicy": "Never", **values.get("image", {})}}
     return helm.run(
         "install",
         release,

@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="Image of the replay Job pods (normally the operator's own image).",
     )
     parser.add_argument(
+        "--replay-image-pull-policy",
+        choices=["Always", "IfNotPresent", "Never"],
+        default=os.environ.get("MODELROLLOUT_REPLAY_IMAGE_PULL_POLICY", "IfNotPresent"),
+        help="Pull policy of the replay Job pods' image (default IfNotPresent).",
+    )
+    parser.add_argument(
         "--endpoint",
         action="append",
         type=_endpoint,
@@ -93,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     CONFIG.all_namespaces = bool(args.all_namespaces)
     CONFIG.replay_executor = args.replay_executor
     CONFIG.replay_image = args.replay_image
+    CONFIG.replay_image_pull_policy = args.replay_image_pull_policy
     CONFIG.endpoints = dict(args.endpoint)
     CONFIG.resync_seconds = args.resync
     CONFIG.wait_for_ready = args.wait_for_ready

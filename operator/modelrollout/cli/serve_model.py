@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--error-rate", type=_fraction, default=0.0, help="fraction answered with HTTP 500"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the injected faults")
+    parser.add_argument(
+        "--faults-after-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="answer the first N predictions without the injected latency and errors",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         latency_jitter_ms=args.latency_jitter_ms,
         error_rate=args.error_rate,
         seed=args.seed,
+        faults_after_requests=args.faults_after_requests,
     )
     try:
         asyncio.run(serve(config, args.host, args.port, args.port_file))

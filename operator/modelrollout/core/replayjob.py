@@ -48,6 +48,7 @@ RESULT_PATH = "/tmp/result.json"
 
 TERMINAL_WAITING = {
     "ErrImagePull",
+    "ErrImageNeverPull",
     "ImagePullBackOff",
     "InvalidImageName",
     "CreateContainerConfigError",
@@ -127,7 +128,12 @@ def events_location(spec: ReplayTestSpec) -> str:
 
 
 def job_manifest(
-    rt: dict[str, Any], spec: ReplayTestSpec, *, image: str, args: list[str]
+    rt: dict[str, Any],
+    spec: ReplayTestSpec,
+    *,
+    image: str,
+    args: list[str],
+    pull_policy: str = "IfNotPresent",
 ) -> dict[str, Any]:
     """The Indexed Job that runs the shards."""
     meta = rt["metadata"]
@@ -163,6 +169,7 @@ def job_manifest(
     container = {
         "name": "replay",
         "image": image,
+        "imagePullPolicy": pull_policy,
         "args": [*args, "--output", RESULT_PATH],
         "resources": spec.resources or DEFAULT_RESOURCES,
         "volumeMounts": mounts,

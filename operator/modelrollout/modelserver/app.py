@@ -20,7 +20,10 @@ Endpoints:
 
 Fault injection for tests and demos: a fixed latency plus an exponentially distributed
 jitter (mean ``latency_jitter_ms``), and an error rate answered with HTTP 500. Both use a
-seeded generator, so a run is reproducible given the same request order.
+seeded generator, so a run is reproducible given the same request order. With
+``faults_after_requests`` the faults begin only once the server has answered that many
+prediction requests: a version that passes its replay and then regresses under live
+traffic.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class ServerConfig:
     error_rate: float = 0.0
     seed: int = 0
     max_records: int = MAX_RECORDS
+    faults_after_requests: int = 0
 
 
 class Recorder:
@@ -155,6 +159,7 @@ def create_app(config: ServerConfig) -> web.Application:
     model = config.model
     base_delay = config.latency_ms / 1000.0
     jitter_mean = config.latency_jitter_ms / 1000.0
+    served = 0
 
     async def predict(request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
@@ -171,10 +176,14 @@ def create_app(config: ServerConfig) -> web.Application:
         if request.match_info["name"] != config.model_name:
             return 404, {"error": f"model {request.match_info['name']!r} not found"}
         body = await request.read()
-        delay = base_delay
-        if jitter_mean > 0:
-            delay += float(rng.exponential(jitter_mean))
-        fail = config.error_rate > 0 and float(rng.random()) < config.error_rate
+        nonlocal served
+        served += 1
+        delay, fail = 0.0, False
+        if served > config.faults_after_requests:
+            delay = base_delay
+            if jitter_mean > 0:
+                delay += float(rng.exponential(jitter_mean))
+            fail = config.error_rate > 0 and float(rng.random()) < config.error_rate
         try:
             instances = parse_instances(json.loads(body), model.features)
         except (ValueError, UnicodeDecodeError):

@@ -11,6 +11,7 @@ class OperatorConfig:
     all_namespaces: bool = False
     replay_executor: str = "job"
     replay_image: str = "modelrollout:latest"
+    replay_image_pull_policy: str = "IfNotPresent"
     endpoints: dict[str, str] = field(default_factory=dict)
     resync_seconds: float = 60.0
     wait_for_ready: bool = True

@@ -30,11 +30,16 @@ POLL_SECONDS = 2.0
 
 
 def make_executor(
-    kind: str, kube: Kube, *, image: str, endpoints: dict[str, str]
+    kind: str,
+    kube: Kube,
+    *,
+    image: str,
+    endpoints: dict[str, str],
+    pull_policy: str = "IfNotPresent",
 ) -> ReplayExecutor:
     """The executor of this kind; unknown kinds are rejected."""
     if kind == "job":
-        return JobExecutor(kube, image)
+        return JobExecutor(kube, image, pull_policy)
     if kind == "local":
         return LocalExecutor(kube, endpoints)
     raise UnknownExecutor(f"unknown replay executor {kind!r}; choose one of {', '.join(KINDS)}")
@@ -42,7 +47,11 @@ def make_executor(
 
 def build_service(kube: Kube, config: OperatorConfig) -> ReplayTestService:
     executor = make_executor(
-        config.replay_executor, kube, image=config.replay_image, endpoints=config.endpoints
+        config.replay_executor,
+        kube,
+        image=config.replay_image,
+        endpoints=config.endpoints,
+        pull_policy=config.replay_image_pull_policy,
     )
     return ReplayTestService(kube, executor)
 

@@ -24,7 +24,11 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "model", "image": "model:1"}]},
+                "spec": {
+                    "containers": [
+                        {"name": "model", "image": "model:1", "imagePullPolicy": "Never"}
+                    ]
+                },
             },
         },
     }

@@ -63,6 +63,12 @@ def test_job_name_fits_and_manifest_is_hardened():
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {"/tmp", "/events"}
     assert job["spec"]["activeDeadlineSeconds"] == 1800
+    assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_pull_policy_is_passed_through():
+    job = replayjob.job_manifest(RT, spec(), image="img:1", args=["replay"], pull_policy="Never")
+    assert job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
 
 
 @pytest.mark.parametrize(
@@ -93,6 +99,7 @@ def pod(index: int, phase: str, waiting: str | None = None) -> dict[str, Any]:
         ("Pending", None, "pending", ""),
         ("Running", None, "running", ""),
         ("Pending", "ErrImagePull", "failed", "ErrImagePull"),
+        ("Pending", "ErrImageNeverPull", "failed", "ErrImageNeverPull"),
         ("Pending", "CreateContainerConfigError", "failed", "CreateContainerConfigError"),
         ("Pending", "ContainerCreating", "pending", ""),
         ("Failed", None, "failed", "PodFailed"),

@@ -23,9 +23,10 @@ FAILED_REASONS = {"DeadlineExceeded", "BackoffLimitExceeded", "FailedIndexes", "
 class JobExecutor:
     name = "job"
 
-    def __init__(self, kube: Kube, image: str) -> None:
+    def __init__(self, kube: Kube, image: str, pull_policy: str = "IfNotPresent") -> None:
         self.kube = kube
         self.image = image
+        self.pull_policy = pull_policy
 
     def events(self, namespace: str, name: str, spec: ReplayTestSpec) -> str:
         return replayjob.events_location(spec)
@@ -39,7 +40,9 @@ class JobExecutor:
     def start(self, run: ReplayRun) -> None:
         if self.kube.get_job(run.namespace, self.job_name(run)) is not None:
             return
-        manifest = replayjob.job_manifest(run.body, run.spec, image=self.image, args=run.args)
+        manifest = replayjob.job_manifest(
+            run.body, run.spec, image=self.image, args=run.args, pull_policy=self.pull_policy
+        )
         self.kube.apply(manifest)
 
     def observe(self, run: ReplayRun) -> Observation:
