@@ -1,4 +1,5 @@
-# modelrollout: the two commands that set everything up are `make test` and `make dev`.
+# modelrollout: `make test` and `make demo` set everything up on a fresh machine; `make dev`
+# leaves a cluster running to explore.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,7 +10,7 @@ DEV := .dev
 export MODELROLLOUT_CACHE ?= $(HOME)/.cache/modelrollout
 export KUBECONFIG_DEV := $(CURDIR)/$(DEV)/kubeconfig
 
-.PHONY: help install tools crds lint typecheck test dev dev-down dev-cluster dev-cluster-down clean
+.PHONY: help install tools image crds lint typecheck test demo dev dev-down dev-cluster dev-cluster-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,8 +23,11 @@ $(BIN)/modelrollout: pyproject.toml
 
 install: $(BIN)/modelrollout ## Create .venv with the package and its development tools
 
-tools: ## Build or reuse the control plane, helm, Prometheus (cached outside the repo)
+tools: ## Build or reuse Kubernetes, the node's pieces, helm, Prometheus (cached outside the repo)
 	bash hack/tools.sh
+
+image: install ## Build or reuse the modelrollout image, without Docker (cached by a hash of its inputs)
+	$(BIN)/python hack/images.py build
 
 crds: install ## Regenerate crds/ and the chart's copy from the API models
 	$(BIN)/modelrollout crds --out crds --chart charts/modelrollout --docs docs/api.md
@@ -36,21 +40,24 @@ lint: install ## ruff and the layering contract
 typecheck: install ## mypy --strict on the package
 	$(BIN)/mypy operator/modelrollout
 
-test: install tools lint typecheck ## Install everything, then ruff, mypy --strict and the whole test suite
+test: install tools image lint typecheck ## Install everything, then ruff, mypy --strict and the whole test suite
 	$(BIN)/pytest
 
-dev-cluster: install tools ## Start the local control plane in the background; writes .dev/kubeconfig
-	$(BIN)/python hack/controlplane.py up --dir $(DEV)/cluster --kubeconfig $(DEV)/kubeconfig
+demo: install tools image ## The whole story on a real one-node cluster and live traffic; KEEP=1 leaves it running
+	$(BIN)/python hack/demo.py demo --dir $(DEV) $(if $(KEEP),--keep)
 
-dev-cluster-down: ## Stop the local control plane; no process is left behind
-	$(BIN)/python hack/controlplane.py down --dir $(DEV)/cluster
+dev-cluster: install tools ## Start a local cluster with a real node in the background; writes .dev/kubeconfig
+	$(BIN)/python hack/cluster.py up --dir $(DEV)/cluster --kubeconfig $(DEV)/kubeconfig
 
-dev: dev-cluster ## Control plane + CRDs + the operator in the background + an example ModelDeployment
-	bash hack/dev.sh
+dev-cluster-down: ## Stop the local cluster and remove all it made (processes, mounts, links, chains)
+	$(BIN)/python hack/cluster.py down --dir $(DEV)/cluster
+	rm -rf $(DEV)/cluster $(DEV)/kubeconfig
 
-dev-down: ## Stop the operator, the model servers and the control plane
-	-for f in $(DEV)/run/*.pid; do [ -f "$$f" ] && kill "$$(cat $$f)" 2>/dev/null; rm -f "$$f"; done
-	$(BIN)/python hack/controlplane.py down --dir $(DEV)/cluster
+dev: install tools image ## The cluster, Prometheus, the operator (Helm) and the example, left running
+	$(BIN)/python hack/demo.py dev --dir $(DEV)
+
+dev-down: ## Stop everything `make dev` or `make demo KEEP=1` started; nothing is left behind
+	$(BIN)/python hack/demo.py down --dir $(DEV)
 
 clean: dev-down
 	rm -rf $(DEV)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real, local Kubernetes control plane without containers.
 
-Runs etcd, kube-apiserver and kube-controller-manager as plain processes on loopback ports:
+Runs etcd, kube-apiserver and kube-controller-manager (and, for a cluster with a node,
+kube-scheduler) as plain processes on loopback ports:
 
 * etcd keeps its data in the work directory;
 * kube-apiserver authenticates with client certificates and ServiceAccount tokens and
@@ -9,6 +10,10 @@ Runs etcd, kube-apiserver and kube-controller-manager as plain processes on loop
 * kube-controller-manager runs every default controller with per-controller ServiceAccount
   credentials, so Deployments get ReplicaSets and Pods, Jobs get Pods, garbage collection
   and namespace deletion work. There is no kubelet: Pods stay Pending.
+
+``hack/cluster.py`` adds a real node (``hack/node.py``): it starts the control plane with
+``address=NODE_IP`` and ``scheduler=True``, so the API server binds to and advertises the node
+address, the `kubernetes` Service gets endpoints, and kube-scheduler places Pods.
 
 The binaries come from ``bash hack/tools.sh`` (``.dev/bin`` by default). Stdlib only.
 
@@ -26,6 +31,7 @@ import argparse
 import base64
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import secrets
@@ -45,11 +51,12 @@ from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIN_DIR = REPO_ROOT / ".dev" / "bin"
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-KUBERNETES_SERVICE_IP = "10.0.0.1"
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CLUSTER_NAME = "modelrollout-local"
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
 
 
@@ -63,15 +70,16 @@ class Ports:
     etcd_peer: int
     apiserver: int
     controller_manager: int
+    scheduler: int
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so they differ)."""
+def _free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Distinct free ports on `host` (held open together so they differ)."""
     with contextlib.ExitStack() as stack:
         ports = []
         for _ in range(count):
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((host, 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
 
@@ -129,6 +137,12 @@ class _Pki:
         self.admin_key = directory / "admin.key"
         self.kcm_crt = directory / "kube-controller-manager.crt"
         self.kcm_key = directory / "kube-controller-manager.key"
+        self.scheduler_crt = directory / "kube-scheduler.crt"
+        self.scheduler_key = directory / "kube-scheduler.key"
+        # The API server's client certificate towards kubelets (logs, exec, port-forward).
+        self.kubelet_client_crt = directory / "apiserver-kubelet-client.crt"
+        self.kubelet_client_key = directory / "apiserver-kubelet-client.key"
+        self.apiserver_sans_file = directory / "apiserver.sans"
         self.sa_key = directory / "sa.key"
         self.sa_pub = directory / "sa.pub"
         # Front proxy (request-header authentication): used by aggregated API servers and
@@ -158,7 +172,7 @@ class _Pki:
             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         )  # fmt: skip
 
-    def _leaf(
+    def leaf(
         self,
         name: str,
         subject: dict[str, str],
@@ -195,32 +209,45 @@ class _Pki:
         csr.unlink()
         config.unlink()
 
-    def ensure(self) -> None:
-        if (self.dir / ".complete").exists():
+    def ensure(self, address: str = LOOPBACK) -> None:
+        """Make every certificate once; the API server's again if its addresses changed."""
+        sans = [
+            "IP:127.0.0.1",
+            "DNS:localhost",
+            f"IP:{KUBERNETES_SERVICE_IP}",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local",
+        ]
+        if address != LOOPBACK:
+            sans.insert(0, f"IP:{address}")
+        # The marker names the set of certificates: a directory made by an older version
+        # (without the scheduler's and the kubelet client's) is made again.
+        if (self.dir / ".complete-v2").exists():
+            recorded = (
+                self.apiserver_sans_file.read_text() if self.apiserver_sans_file.exists() else ""
+            )
+            if recorded != ",".join(sans):
+                self.leaf("apiserver", {"CN": "kube-apiserver"}, "serverAuth", sans)
+                self.apiserver_key.chmod(0o600)
+                self.apiserver_sans_file.write_text(",".join(sans))
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         self._ca("ca")
         self._ca("front-proxy-ca")
-        self._leaf(
+        self.leaf(
             "front-proxy-client", {"CN": "front-proxy-client"}, "clientAuth", ca="front-proxy-ca"
         )
-        self._leaf(
-            "apiserver",
-            {"CN": "kube-apiserver"},
-            "serverAuth",
-            [
-                "IP:127.0.0.1",
-                "DNS:localhost",
-                f"IP:{KUBERNETES_SERVICE_IP}",
-                "DNS:kubernetes",
-                "DNS:kubernetes.default",
-                "DNS:kubernetes.default.svc",
-                "DNS:kubernetes.default.svc.cluster.local",
-            ],
-        )
-        self._leaf("admin", {"O": "system:masters", "CN": "admin"}, "clientAuth")
-        self._leaf(
-            "kube-controller-manager", {"CN": "system:kube-controller-manager"}, "clientAuth"
+        self.leaf("apiserver", {"CN": "kube-apiserver"}, "serverAuth", sans)
+        self.apiserver_sans_file.write_text(",".join(sans))
+        self.leaf("admin", {"O": "system:masters", "CN": "admin"}, "clientAuth")
+        self.leaf("kube-controller-manager", {"CN": "system:kube-controller-manager"}, "clientAuth")
+        self.leaf("kube-scheduler", {"CN": "system:kube-scheduler"}, "clientAuth")
+        self.leaf(
+            "apiserver-kubelet-client",
+            {"O": "system:masters", "CN": "kube-apiserver-kubelet-client"},
+            "clientAuth",
         )
         self._openssl(
             "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -229,7 +256,7 @@ class _Pki:
         self._openssl("pkey", "-in", self.sa_key.name, "-pubout", "-out", self.sa_pub.name)
         for key in self.dir.glob("*.key"):
             key.chmod(0o600)
-        (self.dir / ".complete").write_text("ok\n")
+        (self.dir / ".complete-v2").write_text("ok\n")
 
 
 def _b64(path: Path) -> str:
@@ -269,12 +296,27 @@ class ControlPlane:
 
     With `daemon=True` the processes outlive this Python process (used by the CLI);
     otherwise they get SIGTERM when it dies.
+
+    `address` is where the API server binds and what it advertises (loopback by default). A
+    non-loopback address (a node's) also turns on the default endpoint reconciler, so the
+    `kubernetes` Service gets that address as its endpoint. `scheduler=True` adds
+    kube-scheduler (useless without a node).
     """
 
-    def __init__(self, workdir: Path, bin_dir: Path = DEFAULT_BIN_DIR, *, daemon: bool = False):
+    def __init__(
+        self,
+        workdir: Path,
+        bin_dir: Path = DEFAULT_BIN_DIR,
+        *,
+        daemon: bool = False,
+        address: str = LOOPBACK,
+        scheduler: bool = False,
+    ):
         self.workdir = Path(workdir).resolve()
         self.bin_dir = Path(bin_dir).absolute()
         self.daemon = daemon
+        self.address = address
+        self.scheduler = scheduler
         self.pki = _Pki(self.workdir / "pki")
         self.kubeconfig = self.workdir / "kubeconfig"
         self.logs = self.workdir / "logs"
@@ -291,7 +333,12 @@ class ControlPlane:
             if state is None:
                 raise ControlPlaneError(f"no control plane in {self.workdir}")
             return str(state["server"])
-        return f"https://127.0.0.1:{self.ports.apiserver}"
+        return f"https://{self.address}:{self.ports.apiserver}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The processes this control plane runs (kube-scheduler only with `scheduler`)."""
+        return tuple(name for name in COMPONENTS if self.scheduler or name != "kube-scheduler")
 
     def _binary(self, name: str) -> Path:
         path = self.bin_dir / name
@@ -321,11 +368,15 @@ class ControlPlane:
 
     def _apiserver_cmd(self, ports: Ports) -> list[str]:
         pki = self.pki
+        # Endpoints may not hold loopback addresses; nothing in a cluster without nodes would
+        # use the `kubernetes` Service endpoints anyway. With a node address, the default
+        # (lease) reconciler makes it the endpoint, so Pods reach the API server.
+        reconciler = ["--endpoint-reconciler-type=none"] if self.address == LOOPBACK else []
         return [
             str(self._binary("kube-apiserver")),
             f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={self.workdir / 'apiserver'}",
             f"--tls-cert-file={pki.apiserver_crt}",
@@ -343,10 +394,12 @@ class ControlPlane:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={pki.front_proxy_client_crt}",
             f"--proxy-client-key-file={pki.front_proxy_client_key}",
+            f"--kubelet-client-certificate={pki.kubelet_client_crt}",
+            f"--kubelet-client-key={pki.kubelet_client_key}",
+            # The node's name does not resolve on the host; its InternalIP is the node address.
+            "--kubelet-preferred-address-types=InternalIP,Hostname,InternalDNS,ExternalIP",
             "--allow-privileged=true",
-            # Endpoints may not hold loopback addresses; nothing in a cluster without nodes
-            # would use the `kubernetes` Service endpoints anyway.
-            "--endpoint-reconciler-type=none",
+            *reconciler,
             "--profiling=false",
             "--v=1",
         ]
@@ -361,6 +414,8 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             f"--secure-port={ports.controller_manager}",
             f"--cert-dir={self.workdir / 'kube-controller-manager'}",
+            # Not the default under /usr/libexec, which it would create on the host.
+            f"--flex-volume-plugin-dir={self.workdir / 'kube-controller-manager' / 'flexvolume'}",
             "--controllers=*",
             "--use-service-account-credentials=true",
             "--leader-elect=false",
@@ -372,6 +427,20 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--kube-api-qps=100",
             "--kube-api-burst=200",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _scheduler_cmd(self, ports: Ports, kubeconfig: Path) -> list[str]:
+        return [
+            str(self._binary("kube-scheduler")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports.scheduler}",
+            f"--cert-dir={self.workdir / 'kube-scheduler'}",
+            "--leader-elect=false",
             "--profiling=false",
             "--v=1",
         ]
@@ -432,11 +501,12 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 120.0) -> None:
-        """Start etcd, kube-apiserver and kube-controller-manager; wait until usable."""
-        for name in COMPONENTS:
+        """Start etcd, kube-apiserver, kube-controller-manager (and kube-scheduler); wait until
+        usable."""
+        for name in self.components:
             self._binary(name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.pki.ensure()
+        self.pki.ensure(self.address)
         attempts = 3
         for attempt in range(1, attempts + 1):
             try:
@@ -455,9 +525,11 @@ class ControlPlane:
 
     def _start_once(self, timeout: float) -> None:
         shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
-        ports = Ports(*_free_ports(4))
+        ports = Ports(*_free_ports(5))
+        if self.address != LOOPBACK:
+            ports = dataclasses.replace(ports, apiserver=_free_ports(1, self.address)[0])
         self.ports = ports
-        server = f"https://127.0.0.1:{ports.apiserver}"
+        server = f"https://{self.address}:{ports.apiserver}"
         kcm_kubeconfig = self.workdir / "kube-controller-manager.kubeconfig"
         kcm_kubeconfig.write_text(
             kubeconfig_text(
@@ -475,6 +547,18 @@ class ControlPlane:
         )
         self.kubeconfig.chmod(0o600)
         kcm_kubeconfig.chmod(0o600)
+        scheduler_kubeconfig = self.workdir / "kube-scheduler.kubeconfig"
+        if self.scheduler:
+            scheduler_kubeconfig.write_text(
+                kubeconfig_text(
+                    server,
+                    self.pki.ca_crt,
+                    self.pki.scheduler_crt,
+                    self.pki.scheduler_key,
+                    "system:kube-scheduler",
+                )
+            )
+            scheduler_kubeconfig.chmod(0o600)
         ctx = self._ssl_context()
 
         # kube-apiserver retries its etcd connection, so both start at once.
@@ -497,13 +581,15 @@ class ControlPlane:
         # kube-controller-manager gives up if the API server is not healthy within 10s, so it
         # starts only now.
         self._spawn("kube-controller-manager", self._kcm_cmd(ports, kcm_kubeconfig))
+        if self.scheduler:
+            self._spawn("kube-scheduler", self._scheduler_cmd(ports, scheduler_kubeconfig))
         self._write_state()
         self._wait(
             "the default ServiceAccount (created by kube-controller-manager)",
             lambda: self._probe(
                 f"{server}/api/v1/namespaces/default/serviceaccounts/default", ctx, '"default"'
             ),
-            list(COMPONENTS),
+            list(self.components),
             timeout,
         )
 
@@ -519,6 +605,8 @@ class ControlPlane:
             "ports": self.ports.__dict__,
             "pids": {name: proc.pid for name, proc in self._procs.items()},
             "bin_dir": str(self.bin_dir),
+            "address": self.address,
+            "components": list(self.components),
         }
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
@@ -545,8 +633,8 @@ class ControlPlane:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop every process (SIGTERM, then SIGKILL after `timeout`); leaves none behind."""
-        # Controller manager and API server first, etcd last.
-        for group in (("kube-controller-manager", "kube-apiserver"), ("etcd",)):
+        # Scheduler, controller manager and API server first, etcd last.
+        for group in (("kube-scheduler", "kube-controller-manager", "kube-apiserver"), ("etcd",)):
             pids = {name: pid for name, pid in self._recorded_pids().items() if name in group}
             for name in group:
                 proc = self._procs.get(name)
@@ -590,16 +678,17 @@ class ControlPlane:
         """Which components run, and whether the API server is ready."""
         pids = self._recorded_pids()
         state = self._read_state() or {}
+        components = tuple(state.get("components") or self.components)
         ready = False
         server = state.get("server")
         if server and "kube-apiserver" in pids and self.pki.admin_crt.exists():
             code, _ = self._get(f"{server}/readyz", self._ssl_context())
             ready = code == 200
         return {
-            "running": {name: pids.get(name) for name in COMPONENTS},
+            "running": {name: pids.get(name) for name in components},
             "server": server,
             "kubeconfig": state.get("kubeconfig"),
-            "ready": ready and len(pids) == len(COMPONENTS),
+            "ready": ready and all(name in pids for name in components),
         }
 
     def __enter__(self) -> ControlPlane:

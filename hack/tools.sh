@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
 # Makes every tool the tests and the local cluster need available, without containers:
 #
-#   kube-apiserver, kube-controller-manager, kubectl, etcd  built from hack/k8s (pinned there)
+#   kube-apiserver, kube-controller-manager, kube-scheduler,
+#   kubelet, kube-proxy, kubectl, etcd                      built from hack/k8s (pinned there)
 #   helm                                                    built with `go install` (pinned below)
+#   coredns                                                 built with `go install` (pinned below)
+#   traefik                                                 built from its module source (pinned)
 #   Gateway API standard CRDs                               from the Go module (pinned below)
 #   prometheus, promtool, openssl                           Debian packages
+#   containerd, runc, CNI plugins, iptables, conntrack,
+#   iproute2, busybox-static, gcc, libc6-dev                Debian packages (for the node)
+#   mmdebstrap                                              Debian package (the image's base)
+#   the pause and busybox images                            built by hack/node.py (cached)
 #
 # Builds go into a cache outside the repository, one directory per version, and are reused:
 #   ${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/tools/
 # A directory counts as complete only once its stamp file is written, which happens last,
 # so an interrupted build is redone on the next run. The repository gets symlinks:
-#   .dev/bin/{kube-apiserver,kube-controller-manager,kubectl,etcd,helm,prometheus,promtool}
+#   .dev/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl,
+#             etcd,helm,coredns,traefik,prometheus,promtool}
 #   .dev/gateway-api/*.yaml
 #
 # If KUBEBUILDER_ASSETS points at a directory holding kube-apiserver, etcd and kubectl (as
 # used by controller-runtime's envtest), those binaries are used and only what is missing
 # there (usually kube-controller-manager) is built.
 #
-# Usage: bash hack/tools.sh [STEP...]   STEP: system, gateway-api, helm, k8s, links (all by default)
+# Usage: bash hack/tools.sh [STEP...]
+#   STEP: system, gateway-api, helm, k8s, coredns, traefik, images, links (all by default)
 set -euo pipefail
 
 HELM_VERSION=v3.19.0
 GATEWAY_API_VERSION=v1.4.1
+COREDNS_VERSION=v1.14.7
+# v3.7.x does not build from its module zip (pkg/config/dynamic/ext is missing).
+TRAEFIK_VERSION=v3.6.12
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/tools"
@@ -53,6 +65,8 @@ ETCD_VERSION="$(gomod_version go.etcd.io/etcd/server/v3)"
 K8S_DIR="$CACHE/k8s-$K8S_VERSION"
 HELM_DIR="$CACHE/helm-$HELM_VERSION-k8s1.35"
 GATEWAY_DIR="$CACHE/gateway-api-$GATEWAY_API_VERSION"
+COREDNS_DIR="$CACHE/coredns-$COREDNS_VERSION"
+TRAEFIK_DIR="$CACHE/traefik-$TRAEFIK_VERSION"
 
 need_go() {
 	command -v go >/dev/null || die "go is not on PATH (Go >= 1.25 is needed to build the tools)"
@@ -82,14 +96,44 @@ new_tmp() { # prefix; sets $tmp (not in a subshell, so cleanup sees it)
 }
 
 # ---------------------------------------------------------------- Debian packages
+# Whether the Debian package that provides what we need is there.
+have_package() { # package
+	case $1 in
+	prometheus) [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] ;;
+	openssl) command -v openssl >/dev/null ;;
+	# The node (hack/node.py): containerd with ctr and its runc shim, runc, the CNI plugins.
+	containerd) [[ -x /usr/bin/containerd && -x /usr/bin/ctr && -x /usr/bin/containerd-shim-runc-v2 ]] ;;
+	runc) [[ -x /usr/sbin/runc ]] ;;
+	containernetworking-plugins)
+		[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/portmap ]] ;;
+	iptables) [[ -x /usr/sbin/iptables && -x /usr/sbin/iptables-restore ]] ;;
+	conntrack) [[ -x /usr/sbin/conntrack ]] ;;
+	iproute2) [[ -x /usr/sbin/ip || -x /sbin/ip ]] ;;
+	# A static busybox: the test image's only binary.
+	busybox-static) [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1 ;;
+	# gcc -static for the pause image.
+	gcc) command -v gcc >/dev/null ;;
+	libc6-dev) command -v gcc >/dev/null && [[ -f $(gcc -print-file-name=libc.a) ]] ;;
+	# The modelrollout image's Debian base (hack/images.py).
+	mmdebstrap) command -v mmdebstrap >/dev/null ;;
+	*) die "no check for package $1" ;;
+	esac
+}
+
+SYSTEM_PACKAGES=(prometheus openssl containerd runc containernetworking-plugins iptables conntrack
+	iproute2 busybox-static gcc libc6-dev mmdebstrap)
+
 step_system() {
-	local t0 missing=()
+	local t0 missing=() package
 	t0=$(date +%s%N)
-	[[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || missing+=(prometheus)
-	command -v openssl >/dev/null || missing+=(openssl)
+	for package in "${SYSTEM_PACKAGES[@]}"; do
+		have_package "$package" || missing+=("$package")
+	done
 	if ((${#missing[@]} == 0)); then
 		log "system packages: present (prometheus $(/usr/bin/prometheus --version 2>&1 |
-			awk 'NR == 1 { print $3 }'), $(openssl version | awk '{ print $1, $2 }'))"
+			awk 'NR == 1 { print $3 }'), $(openssl version | awk '{ print $1, $2 }')," \
+			"containerd $(containerd --version | awk '{ print $3 }')," \
+			"runc $(runc --version | awk 'NR == 1 { print $3 }'))"
 		return
 	fi
 	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
@@ -100,8 +144,8 @@ step_system() {
 		as_root apt-get update -qq
 		updated=1
 	fi
-	# Installing prometheus must not start the packaged service: tests run their own
-	# Prometheus processes. policy-rc.d (exit 101) tells invoke-rc.d not to start anything.
+	# Installing prometheus or containerd must not start the packaged service: tests run
+	# their own processes. policy-rc.d (exit 101) tells invoke-rc.d not to start anything.
 	local policy=/usr/sbin/policy-rc.d created_policy=0
 	if [[ ! -e $policy ]]; then
 		printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
@@ -120,17 +164,21 @@ step_system() {
 	fi
 	((created_policy)) && as_root rm -f "$policy"
 	((rc == 0)) || die "apt-get install ${missing[*]} failed"
-	if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+	local service
+	for service in prometheus containerd; do
+		[[ " ${missing[*]} " == *" $service "* ]] || continue
 		if [[ -d /run/systemd/system ]]; then
-			as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+			as_root systemctl disable --now "$service.service" >/dev/null 2>&1 || true
 		else
-			as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
-			if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
-				as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+			as_root update-rc.d "$service" disable >/dev/null 2>&1 || true
+			if [[ -x /etc/init.d/$service ]] && "/etc/init.d/$service" status >/dev/null 2>&1; then
+				as_root "/etc/init.d/$service" stop >/dev/null 2>&1 || true
 			fi
 		fi
-	fi
-	[[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || die "prometheus did not install"
+	done
+	for package in "${missing[@]}"; do
+		have_package "$package" || die "$package did not install"
+	done
 	/usr/bin/prometheus --version >/dev/null 2>&1 || die "/usr/bin/prometheus does not run"
 	log "system packages: installed ${missing[*]} in $(elapsed "$t0")"
 }
@@ -188,9 +236,14 @@ k8s_fingerprint() {
 	} | sha256sum | cut -d' ' -f1
 }
 
+K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd)
+
 verify_k8s() { # dir
 	"$1/kube-apiserver" --version >/dev/null &&
 		"$1/kube-controller-manager" --version >/dev/null &&
+		"$1/kube-scheduler" --version >/dev/null &&
+		"$1/kubelet" --version >/dev/null &&
+		"$1/kube-proxy" --version >/dev/null &&
 		"$1/kubectl" version --client >/dev/null &&
 		"$1/etcd" --version >/dev/null
 }
@@ -207,11 +260,14 @@ step_k8s() {
 	local -A pkgs=(
 		[kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
 		[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+		[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+		[kubelet]=k8s.io/kubernetes/cmd/kubelet
+		[kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 		[kubectl]=k8s.io/kubernetes/cmd/kubectl
 		[etcd]=go.etcd.io/etcd/server/v3
 	)
 	local name build=() names=()
-	for name in kube-apiserver kube-controller-manager kubectl etcd; do
+	for name in "${K8S_NAMES[@]}"; do
 		if [[ -n ${KUBEBUILDER_ASSETS:-} && -x $KUBEBUILDER_ASSETS/$name ]]; then
 			log "$name: using $KUBEBUILDER_ASSETS/$name"
 			ln -s "$KUBEBUILDER_ASSETS/$name" "$tmp/$name"
@@ -247,6 +303,69 @@ step_k8s() {
 		"($("$K8S_DIR/kube-apiserver" --version))"
 }
 
+# ---------------------------------------------------------------- CoreDNS
+step_coredns() {
+	local stamp="$COREDNS_DIR/.complete" t0 tmp
+	if [[ -f $stamp && -x $COREDNS_DIR/coredns ]]; then
+		log "coredns $COREDNS_VERSION: cached"
+		return
+	fi
+	need_go
+	t0=$(date +%s%N)
+	log "coredns $COREDNS_VERSION: building (about 7 minutes on a cold Go cache)"
+	new_tmp coredns
+	(cd "$tmp" && GOBIN="$tmp" go install -trimpath -ldflags "-s -w" \
+		"github.com/coredns/coredns@$COREDNS_VERSION")
+	"$tmp/coredns" -version >/dev/null || die "the built coredns does not run"
+	rm -rf "$COREDNS_DIR"
+	mv "$tmp" "$COREDNS_DIR"
+	"$COREDNS_DIR/coredns" -version | head -1 >"$stamp"
+	log "coredns $COREDNS_VERSION: built in $(elapsed "$t0")"
+}
+
+# ---------------------------------------------------------------- Traefik
+# `go install github.com/traefik/traefik/v3/cmd/traefik@...` refuses the module (it has replace
+# directives), so it is built inside a writable copy of its module source.
+step_traefik() {
+	local stamp="$TRAEFIK_DIR/.complete" t0 tmp dir
+	if [[ -f $stamp && -x $TRAEFIK_DIR/traefik ]]; then
+		log "traefik $TRAEFIK_VERSION: cached"
+		return
+	fi
+	need_go
+	t0=$(date +%s%N)
+	log "traefik $TRAEFIK_VERSION: building (about 7 minutes on a cold Go cache)"
+	dir=$(cd "$CACHE" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+	[[ -n "$dir" && -d "$dir/cmd/traefik" ]] ||
+		die "go mod download github.com/traefik/traefik/v3@$TRAEFIK_VERSION gave no source"
+	new_tmp traefik
+	mkdir "$tmp/src" "$tmp/bin"
+	cp -R "$dir/." "$tmp/src/"
+	chmod -R u+w "$tmp/src"
+	(cd "$tmp/src" && go build -trimpath \
+		-ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+		-o "$tmp/bin/traefik" ./cmd/traefik)
+	"$tmp/bin/traefik" version >/dev/null || die "the built traefik does not run"
+	mv "$tmp/bin/traefik" "$tmp/traefik"
+	rm -rf "$tmp/src" "$tmp/bin"
+	rm -rf "$TRAEFIK_DIR"
+	mv "$tmp" "$TRAEFIK_DIR"
+	"$TRAEFIK_DIR/traefik" version | awk '$1 == "Version:" { print $2 }' >"$stamp"
+	log "traefik $TRAEFIK_VERSION: built in $(elapsed "$t0")"
+}
+
+# ---------------------------------------------------------------- node images
+# The pause and busybox images as docker-archive tars, built by hack/node.py (a static C
+# program and Debian's busybox-static) into $CACHE/images-HASH, keyed by their content.
+step_images() {
+	local t0 out
+	t0=$(date +%s%N)
+	out=$(MODELROLLOUT_CACHE="$(dirname "$CACHE")" python3 "$ROOT/hack/node.py" images) ||
+		die "building the node images failed"
+	log "node images: $(awk '{ printf "%s ", $1 }' <<<"$out")in $(elapsed "$t0")"
+}
+
 # ---------------------------------------------------------------- links in the repo
 link() { # target name-in-.dev/bin
 	[[ -e $1 ]] || die "$1 is missing; run: bash hack/tools.sh"
@@ -256,10 +375,12 @@ link() { # target name-in-.dev/bin
 step_links() {
 	mkdir -p "$DEV/bin"
 	local name
-	for name in kube-apiserver kube-controller-manager kubectl etcd; do
+	for name in "${K8S_NAMES[@]}"; do
 		link "$K8S_DIR/$name" "$name"
 	done
 	link "$HELM_DIR/helm" helm
+	link "$COREDNS_DIR/coredns" coredns
+	link "$TRAEFIK_DIR/traefik" traefik
 	link /usr/bin/prometheus prometheus
 	link /usr/bin/promtool promtool
 	if [[ -e $DEV/gateway-api && ! -L $DEV/gateway-api ]]; then
@@ -270,15 +391,18 @@ step_links() {
 }
 
 steps=("$@")
-((${#steps[@]})) || steps=(system gateway-api helm k8s links)
+((${#steps[@]})) || steps=(system gateway-api helm k8s coredns traefik images links)
 for step in "${steps[@]}"; do
 	case $step in
 	system) step_system ;;
 	gateway-api) step_gateway_api ;;
 	helm) step_helm ;;
 	k8s) step_k8s ;;
+	coredns) step_coredns ;;
+	traefik) step_traefik ;;
+	images) step_images ;;
 	links) step_links ;;
-	*) die "unknown step: $step (known: system gateway-api helm k8s links)" ;;
+	*) die "unknown step: $step (known: system gateway-api helm k8s coredns traefik images links)" ;;
 	esac
 done
 log "done in $(elapsed "$START_NS")"

@@ -1,9 +1,10 @@
 """Fixtures shared by every test.
 
-* `cluster` (session): a real control plane (kube-apiserver, etcd, kube-controller-manager)
-  with the Gateway API CRDs and crds/*.yaml installed; or the cluster whose kubeconfig is in
-  MODELROLLOUT_TEST_KUBECONFIG.
+* `cluster` (session): a real one-node cluster (control plane, kubelet, containerd, CNI,
+  kube-proxy, CoreDNS, Traefik) with the Gateway API CRDs and crds/*.yaml installed; or the
+  cluster whose kubeconfig is in MODELROLLOUT_TEST_KUBECONFIG.
 * `kube_api` (session): a kubernetes.client.ApiClient for that cluster (admin).
+* `operator_image` (session): the project's image, built without Docker, on the node.
 * `namespace` (function): a fresh namespace, deleted afterwards.
 * `prometheus` (function): starts real Prometheus servers, stopped afterwards.
 
@@ -17,6 +18,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -26,7 +28,9 @@ from support.cluster import (
     BIN_DIR,
     CONTROL_PLANE_BINARIES,
     EXTERNAL_KUBECONFIG_ENV,
+    REPO_ROOT,
     Cluster,
+    load_hack,
     missing_tools,
     running_cluster,
 )
@@ -34,6 +38,7 @@ from support.prometheus import PrometheusFactory
 from support.wait import poll_until
 
 CLUSTER_FIXTURES = {"cluster", "kube_api", "namespace"}
+IMAGE_CACHE = Path(os.environ.get("MODELROLLOUT_CACHE", Path.home() / ".cache" / "modelrollout"))
 START_SECONDS = pytest.StashKey[float]()
 
 
@@ -64,6 +69,16 @@ def cluster(
             pytestconfig.stash[START_SECONDS] = running.start_seconds
         running.install_crds()
         yield running
+
+
+@pytest.fixture(scope="session")
+def operator_image(cluster: Cluster) -> str:
+    """The project's image (operator, replay and model server), built without Docker and
+    cached by a hash of its inputs, present in the node's containerd."""
+    built = load_hack("images").build_image(REPO_ROOT, IMAGE_CACHE)
+    cluster.import_image(built.archive)
+    ref: str = built.ref
+    return ref
 
 
 @pytest.fixture(scope="session")

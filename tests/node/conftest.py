@@ -1,0 +1,67 @@
+"""Fixtures of the tests that run everything on the real node.
+
+* `cluster_operator` (package): the operator installed with the Helm chart, running as a pod
+  under the chart's ServiceAccount and RBAC, watching every namespace. It is uninstalled when
+  the package's tests are done, so the host-process operators of other tests never meet it.
+* `cluster_prometheus` (package): a real Prometheus on the host that finds the pods through
+  the API server (kubernetes_sd_configs, a ServiceAccount token and the cluster CA).
+* `namespace` (function): as everywhere, but with Pod Security "restricted" enforced, so
+  every model, replay and traffic pod of these tests is admitted under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from support.cluster import Cluster, load_hack
+from support.node import OperatorRelease
+from support.wait import poll_until
+
+RELEASE_NAMESPACE = "modelrollout-e2e"
+
+
+@pytest.fixture(scope="package")
+def cluster_operator(cluster: Cluster, operator_image: str) -> Iterator[OperatorRelease]:
+    release = OperatorRelease(cluster, RELEASE_NAMESPACE, operator_image)
+    release.install()
+    try:
+        yield release
+    finally:
+        release.uninstall()
+
+
+@pytest.fixture(scope="package")
+def cluster_prometheus(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[object]:
+    prom = load_hack("prometheus").ClusterPrometheus(
+        tmp_path_factory.mktemp("cluster-prometheus"), cluster.kubeconfig, cluster.bin_dir
+    )
+    prom.start()
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+@pytest.fixture
+def namespace(namespace: str, kube_api: client.ApiClient) -> str:
+    """The test's namespace, with Pod Security "restricted" enforced."""
+    core = client.CoreV1Api(kube_api)
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    core.patch_namespace(namespace, {"metadata": {"labels": labels}})
+    poll_until(
+        lambda: (
+            core.read_namespace(namespace).metadata.labels.get("pod-security.kubernetes.io/enforce")
+            == "restricted"
+        ),
+        timeout=10,
+        message="the restricted label on the namespace",
+    )
+    return namespace

@@ -1,0 +1,134 @@
+"""Promotion and rollback on real traffic, and an operator pod killed mid-bake.
+
+Everything is real: the operator runs as a pod installed by the chart, the model versions
+run as pods, live requests go through Traefik by the HTTPRoute weights the operator sets,
+and the SLO is a PromQL query over what a real Prometheus scraped from the pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factories import events_configmap
+from support.cluster import Cluster
+from support.kube import apply, condition, events, get
+from support.node import (
+    LiveTraffic,
+    OperatorRelease,
+    node_model_deployment,
+    route,
+    wait_phase,
+)
+from support.wait import poll_until
+
+ERRORS = (
+    '(sum(rate(modelserver_requests_total{namespace="{{ namespace }}",track="candidate",'
+    'code=~"5.."}[10s])) or vector(0)) / clamp_min(sum(rate(modelserver_requests_total{'
+    'namespace="{{ namespace }}",track="candidate"}[10s])) or vector(0), 0.001)'
+)
+
+
+def baked(
+    image: str, version: str, prometheus_url: str, *extra: str, step: str = "6s"
+) -> dict[str, Any]:
+    md = node_model_deployment(
+        image, version, *extra,
+        steps=[{"weight": 30, "duration": step}, {"weight": 60, "duration": step}],
+    )  # fmt: skip
+    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
+    md["spec"]["stages"]["baking"]["analysis"] = {
+        "provider": {"address": prometheus_url},
+        "interval": "2s",
+        "slos": [
+            {
+                "name": "error-rate",
+                "query": ERRORS,
+                "thresholdRange": {"max": 0.05},
+                "failureLimit": 1,
+            }
+        ],
+    }
+    return md
+
+
+def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
+    cluster: Cluster,
+    namespace: str,
+    cluster_operator: OperatorRelease,
+    cluster_prometheus: Any,
+    operator_image: str,
+) -> None:
+    host = f"{namespace}.example"
+    prom = cluster_prometheus.url
+    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", prom))
+    wait_phase(cluster, namespace, "Production", stableVersion="v1")
+    live = LiveTraffic(cluster.gateway_url, host=host, rate=25)
+    with live.running():
+        apply(cluster, namespace, baked(operator_image, "v2", prom))
+        status = wait_phase(cluster, namespace, "Production", stableVersion="v2", timeout=180)
+        assert [h["outcome"] for h in status["history"]][:1] == ["Promoted"]
+        (tally,) = status["analysis"]
+        assert tally["failed"] == 0
+        assert tally["successful"] >= 2
+        assert events(cluster, namespace, "StepAdvanced")
+        v2_done = len(live.outcomes)
+
+        # v3 answers its replay (100 requests) and 20 live ones well, then half its
+        # answers are errors.
+        apply(
+            cluster,
+            namespace,
+            baked(operator_image, "v3", prom, "--faults-after-requests", "120",
+                  "--error-rate", "0.5"),
+        )  # fmt: skip
+        status = wait_phase(cluster, namespace, "RolledBack", timeout=180)
+    assert status["stableVersion"] == "v2"
+    assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0}
+    rolled = condition({"status": status}, "RolledBack")
+    assert rolled is not None
+    assert rolled["reason"] == "SLOBreach", rolled
+    assert "error-rate" in rolled["message"]
+    md_route = get(cluster, namespace, "httproute", "md-route")
+    weights = {r["name"]: r["weight"] for r in md_route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"md-stable": 100, "md-candidate": 0}
+
+    # What the live clients saw: v2 served some of them during its bake and then all of
+    # them; v3 served some, with errors among them, and the last answers all come from v2.
+    answered = [version for _, code, version in live.outcomes if code == 200]
+    assert "v2" in answered[:v2_done]
+    assert "v3" in answered[v2_done:]
+    assert any(code == 500 for _, code, _ in live.outcomes[v2_done:])
+    assert answered[-10:] == ["v2"] * 10
+
+
+def test_operator_pod_killed_mid_bake_resumes(
+    cluster: Cluster,
+    namespace: str,
+    cluster_operator: OperatorRelease,
+    cluster_prometheus: Any,
+    operator_image: str,
+) -> None:
+    host = f"{namespace}.example"
+    prom = cluster_prometheus.url
+    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", prom))
+    wait_phase(cluster, namespace, "Production", stableVersion="v1")
+    with LiveTraffic(cluster.gateway_url, host=host, rate=20).running():
+        apply(cluster, namespace, baked(operator_image, "v2", prom, step="15s"))
+        wait_phase(cluster, namespace, "Baking", candidateVersion="v2", currentStep=0)
+        replays = get(cluster, namespace, "rt")["items"]
+        killed = cluster_operator.kill()
+        cluster_operator.wait_ready(other_than=killed)
+        status = wait_phase(cluster, namespace, "Production", stableVersion="v2", timeout=180)
+    # The new pod picked up where the old one stood: no second replay, one promotion.
+    assert [rt["metadata"]["name"] for rt in get(cluster, namespace, "rt")["items"]] == [
+        rt["metadata"]["name"] for rt in replays
+    ]
+    assert [h["outcome"] for h in status["history"]].count("Promoted") == 2  # v1 and v2
+    assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0}
+    poll_until(
+        lambda: (
+            not get(cluster, namespace, "pods", "-l", "modelrollout.io/track=candidate")["items"]
+        ),
+        timeout=90,
+        message="the candidate's pods are gone after promotion",
+    )

@@ -1,0 +1,310 @@
+"""Helpers of the tests on the real node: the operator's Helm release, model pods, traffic.
+
+Traffic goes only to pods, Services and the Gateway of the local node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from support.cluster import REPO_ROOT, Cluster
+from support.kube import get
+from support.wait import poll_until
+
+CHART = REPO_ROOT / "charts" / "modelrollout"
+PREDICT = "/v1/models/model:predict"
+BODY = json.dumps({"instances": [[0.5, -0.2, 1.1, 0.3]]}).encode()
+_COUNTER = re.compile(r'^modelserver_requests_total\{[^}]*code="(\d+)"[^}]*\} (\S+)$', re.M)
+
+SERVE = ["serve-model", "--host", "0.0.0.0", "--port", "8080"]
+RESTRICTED_POD = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+@dataclass
+class OperatorRelease:
+    """The operator installed with the chart (cluster scope), as users install it."""
+
+    cluster: Cluster
+    namespace: str
+    image: str
+    name: str = "modelrollout"
+
+    def helm(self, *args: str) -> str:
+        result = self.cluster.run(str(self.cluster.bin_dir / "helm"), *args, timeout=180)
+        return result.stdout
+
+    def install(self) -> None:
+        repo, tag = self.image.rsplit(":", 1)
+        self.helm(
+            "upgrade", "--install", self.name, str(CHART),
+            "--namespace", self.namespace, "--create-namespace",
+            "--set", "crds.install=false",  # the session applied crds/ already
+            "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
+            "--set", "resyncSeconds=5", "--set", "logLevel=debug",
+            "--wait", "--timeout", "120s",
+        )  # fmt: skip
+        self.wait_ready()
+
+    def uninstall(self) -> None:
+        self.helm("uninstall", self.name, "--namespace", self.namespace, "--wait")
+        self.cluster.kubectl("delete", "namespace", self.namespace, "--wait=false")
+
+    def pods(self) -> list[dict[str, Any]]:
+        found = get(
+            self.cluster, self.namespace, "pods", "-l", "app.kubernetes.io/name=modelrollout"
+        )
+        return list((found or {}).get("items", []))
+
+    def wait_ready(self, *, other_than: str = "", timeout: float = 120) -> str:
+        """The name of a Ready operator pod (not `other_than`)."""
+
+        def ready() -> str | None:
+            for pod in self.pods():
+                if pod["metadata"]["name"] == other_than or pod["metadata"].get(
+                    "deletionTimestamp"
+                ):
+                    continue
+                conditions = pod.get("status", {}).get("conditions", [])
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                    return str(pod["metadata"]["name"])
+            return None
+
+        name: str = poll_until(ready, timeout=timeout, interval=0.5, message="operator pod Ready")
+        return name
+
+    def kill(self) -> str:
+        """Delete the operator pod at once (no grace period); returns its name."""
+        (pod,) = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+        name = str(pod["metadata"]["name"])
+        self.cluster.kubectl(
+            "delete", "pod", name, "-n", self.namespace, "--grace-period=0", "--force"
+        )
+        return name
+
+    def logs(self) -> str:
+        return self.cluster.kubectl(
+            "logs", "-n", self.namespace, "-l", "app.kubernetes.io/name=modelrollout",
+            "--tail=200", check=False,
+        ).stdout  # fmt: skip
+
+
+def node_model_deployment(
+    image: str,
+    version: str,
+    *extra: str,
+    replicas: int = 1,
+    steps: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The tests' ModelDeployment (named md) with real model pods, a short replay and a bake."""
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "md"},
+        "spec": {
+            "model": {"name": "model", "version": version},
+            "workload": {
+                "replicas": replicas,
+                "template": model_template(image, version, *extra),
+            },
+            "serving": {"predictPath": PREDICT},
+            "stages": {
+                "nonProduction": {
+                    "replay": {
+                        "events": {"configMapKeyRef": {"name": "events", "key": "events.jsonl"}},
+                        "rate": {"rate": 100, "count": 100},
+                        "predictionPath": "predictions.0",
+                        "successCriteria": {"maxErrorRate": 0.01},
+                    }
+                },
+                "baking": {"steps": steps or [{"weight": 50, "duration": "2s"}]},
+            },
+        },
+    }
+
+
+def route(hostname: str, service_prefix: str = "md") -> dict[str, Any]:
+    """An HTTPRoute on the node's Gateway for `hostname`, all weight on the stable track."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "md-route"},
+        "spec": {
+            "parentRefs": [{"name": "modelrollout", "namespace": "modelrollout-gateway"}],
+            "hostnames": [hostname],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": f"{service_prefix}-stable", "port": 80, "weight": 100},
+                        {"name": f"{service_prefix}-candidate", "port": 80, "weight": 0},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def md_status(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    found: dict[str, Any] = (get(cluster, namespace, "md", "md") or {}).get("status") or {}
+    return found
+
+
+def wait_phase(
+    cluster: Cluster, namespace: str, phase: str, *, timeout: float = 120, **expect: Any
+) -> dict[str, Any]:
+    """The ModelDeployment's status once it is in `phase` with the `expect`ed fields."""
+
+    def check() -> dict[str, Any] | None:
+        status = md_status(cluster, namespace)
+        if status.get("phase") != phase:
+            return None
+        return status if all(status.get(k) == v for k, v in expect.items()) else None
+
+    found: dict[str, Any] = poll_until(
+        check, timeout=timeout, interval=0.5, message=f"md in {phase} with {expect}"
+    )
+    return found
+
+
+def model_template(image: str, version: str, *extra: str) -> dict[str, Any]:
+    """A model-server pod template admitted under Pod Security "restricted"."""
+    return {
+        "metadata": {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},
+        "spec": {
+            "securityContext": RESTRICTED_POD,
+            "containers": [
+                {
+                    "name": "model",
+                    "image": image,
+                    "args": [*SERVE, "--model-version", version, *extra],
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/healthz", "port": 8080},
+                        "periodSeconds": 1,
+                    },
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "resources": {
+                        "requests": {"cpu": "20m", "memory": "64Mi"},
+                        "limits": {"memory": "256Mi"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def ready_pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]]:
+    found = get(cluster, namespace, "pods", "-l", selector) or {"items": []}
+    return [
+        pod
+        for pod in found["items"]
+        if not pod["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
+    ]
+
+
+def served_by_pod(cluster: Cluster, namespace: str, selector: str) -> dict[str, int]:
+    """Prediction requests each Ready pod has served, read from its own /metrics."""
+    counts: dict[str, int] = {}
+    for pod in ready_pods(cluster, namespace, selector):
+        ip = pod["status"]["podIP"]
+        text = http_get(f"http://{ip}:8080/metrics")
+        counts[pod["metadata"]["name"]] = sum(int(float(v)) for _, v in _COUNTER.findall(text))
+    return counts
+
+
+def http_get(url: str, timeout: float = 5.0) -> str:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def predict_once(
+    base_url: str, path: str = PREDICT, *, host: str | None = None, timeout: float = 5.0
+) -> tuple[int, str]:
+    """One prediction on a new connection: (HTTP status, the model version that answered).
+
+    `host` sets the Host header (the HTTPRoutes of the tests match on a hostname of their
+    own, so that tests sharing the Gateway never see each other's routes)."""
+    parts = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if host:
+        headers["Host"] = host
+    try:
+        conn.request("POST", path, body=BODY, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        version = ""
+        if response.status == 200:
+            version = str(json.loads(payload).get("modelVersion", ""))
+        return response.status, version
+    finally:
+        conn.close()
+
+
+def split(base_url: str, n: int, *, host: str | None = None) -> Counter[str]:
+    """Send `n` predictions, each on its own connection; count the answering versions."""
+    seen: Counter[str] = Counter()
+    for _ in range(n):
+        status, version = predict_once(base_url, host=host)
+        seen[version if status == 200 else f"HTTP {status}"] += 1
+    return seen
+
+
+@dataclass
+class LiveTraffic:
+    """A steady stream of live requests from a background thread, with what answered."""
+
+    base_url: str
+    host: str | None = None
+    rate: float = 20.0
+    outcomes: list[tuple[float, int, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                status, version = predict_once(self.base_url, host=self.host, timeout=2.0)
+            except OSError:
+                status, version = 0, ""
+            self.outcomes.append((time.time(), status, version))
+            next_at += interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LiveTraffic]:
+        thread = threading.Thread(target=self.run, name="live-traffic", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=10)
