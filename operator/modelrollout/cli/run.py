@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+from typing import Any, cast
 
 from modelrollout.services.config import CONFIG
 
@@ -114,6 +116,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
+        # kopf would otherwise name itself after getpass.getuser(), which fails for a uid
+        # without a passwd entry (the image runs as 65532).
+        # (kopf.run's parameter is typed with a NewType of str that kopf does not export).
+        identity=cast(Any, os.environ.get("POD_NAME") or socket.gethostname()),
         standalone=True,
         clusterwide=CONFIG.all_namespaces,
         namespaces=CONFIG.namespaces,
