@@ -204,8 +204,15 @@ class Step:
     label: str
     started: float
     candidate_weight: int
+    counts_start: dict[str, float] = field(default_factory=dict)
     counts_from: dict[str, float] = field(default_factory=dict)
     counts_to: dict[str, float] = field(default_factory=dict)
+
+    def close(self, counts: dict[str, float]) -> None:
+        """The step ended: a step shorter than the settling time counts from its start."""
+        self.counts_to = counts
+        if not self.counts_from:
+            self.counts_from = self.counts_start
 
     def split(self) -> str:
         delta = {
@@ -239,23 +246,29 @@ def watch_release(
     """Follow a release to its end, printing each decision; returns the final status and the
     weighted steps with the live requests each track served during them."""
     steps: list[Step] = []
-    seen = ("", -1, -1, "")
+    seen: tuple[Any, ...] = ()
+    step_key: tuple[Any, ...] = ()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = status(env)
         phase = st.get("phase", "")
         weight = int((st.get("traffic") or {}).get("candidateWeight", 0))
         step = st.get("currentStep")
-        key = (phase, step if step is not None else -1, weight, st.get("message", ""))
-        if key != seen and st.get("candidateVersion", st.get("stableVersion")) in (version, None):
+        ours = st.get("candidateVersion", st.get("stableVersion")) in (version, None)
+        key = (phase, step, weight, st.get("message", ""))
+        if ours and key != seen:
             seen = key
             say(f"  {phase:<13} weight {weight:>3}%  {st.get('message', '')}")
-            now = time.monotonic()
+        if ours and key[:3] != step_key:
+            step_key = key[:3]
             counts = live_counts(env)
             if steps and not steps[-1].counts_to:
-                steps[-1].counts_to = counts
+                steps[-1].close(counts)
             if phase == "Baking" and weight > 0:
-                steps.append(Step(f"step {int(step or 0) + 1}: {weight}%", now, weight))
+                steps.append(
+                    Step(f"step {int(step or 0) + 1}: {weight}%", time.monotonic(), weight)
+                )
+                steps[-1].counts_start = counts
         if steps and not steps[-1].counts_from and time.monotonic() - steps[-1].started > 3:
             # Weights take about half a second to reach Traefik and a scrape is 1 s: the
             # split is counted from 3 s into the step.
@@ -263,7 +276,7 @@ def watch_release(
         done_stable = phase == "Production" and st.get("stableVersion") == version
         if done_stable or phase in ("RolledBack", "Failed"):
             if steps and not steps[-1].counts_to:
-                steps[-1].counts_to = live_counts(env)
+                steps[-1].close(live_counts(env))
             return st, steps
         time.sleep(0.5)
     raise DemoError(f"{version} did not finish within {timeout:.0f}s")

@@ -7,7 +7,8 @@
 #   coredns                                                 built with `go install` (pinned below)
 #   traefik                                                 built from its module source (pinned)
 #   Gateway API standard CRDs                               from the Go module (pinned below)
-#   prometheus, promtool, openssl                           Debian packages
+#   prometheus, promtool                                    built with `go install` (pinned below)
+#   openssl                                                 Debian package
 #   containerd, runc, CNI plugins, iptables, conntrack,
 #   iproute2, busybox-static, gcc, libc6-dev                Debian packages (for the node)
 #   mmdebstrap                                              Debian package (the image's base)
@@ -32,6 +33,8 @@ set -euo pipefail
 HELM_VERSION=v3.19.0
 GATEWAY_API_VERSION=v1.4.1
 COREDNS_VERSION=v1.14.7
+# Prometheus 3.16.0: its Go module is tagged v0.316.0.
+PROMETHEUS_VERSION=v0.316.0
 # v3.7.x does not build from its module zip (pkg/config/dynamic/ext is missing).
 TRAEFIK_VERSION=v3.6.12
 
@@ -67,6 +70,7 @@ HELM_DIR="$CACHE/helm-$HELM_VERSION-k8s1.35"
 GATEWAY_DIR="$CACHE/gateway-api-$GATEWAY_API_VERSION"
 COREDNS_DIR="$CACHE/coredns-$COREDNS_VERSION"
 TRAEFIK_DIR="$CACHE/traefik-$TRAEFIK_VERSION"
+PROMETHEUS_DIR="$CACHE/prometheus-$PROMETHEUS_VERSION"
 
 need_go() {
 	command -v go >/dev/null || die "go is not on PATH (Go >= 1.25 is needed to build the tools)"
@@ -99,7 +103,6 @@ new_tmp() { # prefix; sets $tmp (not in a subshell, so cleanup sees it)
 # Whether the Debian package that provides what we need is there.
 have_package() { # package
 	case $1 in
-	prometheus) [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] ;;
 	openssl) command -v openssl >/dev/null ;;
 	# The node (hack/node.py): containerd with ctr and its runc shim, runc, the CNI plugins.
 	containerd) [[ -x /usr/bin/containerd && -x /usr/bin/ctr && -x /usr/bin/containerd-shim-runc-v2 ]] ;;
@@ -120,7 +123,7 @@ have_package() { # package
 	esac
 }
 
-SYSTEM_PACKAGES=(prometheus openssl containerd runc containernetworking-plugins iptables conntrack
+SYSTEM_PACKAGES=(openssl containerd runc containernetworking-plugins iptables conntrack
 	iproute2 busybox-static gcc libc6-dev mmdebstrap)
 
 step_system() {
@@ -130,8 +133,7 @@ step_system() {
 		have_package "$package" || missing+=("$package")
 	done
 	if ((${#missing[@]} == 0)); then
-		log "system packages: present (prometheus $(/usr/bin/prometheus --version 2>&1 |
-			awk 'NR == 1 { print $3 }'), $(openssl version | awk '{ print $1, $2 }')," \
+		log "system packages: present ($(openssl version | awk '{ print $1, $2 }')," \
 			"containerd $(containerd --version | awk '{ print $3 }')," \
 			"runc $(runc --version | awk 'NR == 1 { print $3 }'))"
 		return
@@ -144,8 +146,8 @@ step_system() {
 		as_root apt-get update -qq
 		updated=1
 	fi
-	# Installing prometheus or containerd must not start the packaged service: tests run
-	# their own processes. policy-rc.d (exit 101) tells invoke-rc.d not to start anything.
+	# Installing containerd must not start the packaged service: the node runs its own
+	# (policy-rc.d exiting 101 tells invoke-rc.d not to start anything).
 	local policy=/usr/sbin/policy-rc.d created_policy=0
 	if [[ ! -e $policy ]]; then
 		printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
@@ -165,7 +167,7 @@ step_system() {
 	((created_policy)) && as_root rm -f "$policy"
 	((rc == 0)) || die "apt-get install ${missing[*]} failed"
 	local service
-	for service in prometheus containerd; do
+	for service in containerd; do
 		[[ " ${missing[*]} " == *" $service "* ]] || continue
 		if [[ -d /run/systemd/system ]]; then
 			as_root systemctl disable --now "$service.service" >/dev/null 2>&1 || true
@@ -179,7 +181,6 @@ step_system() {
 	for package in "${missing[@]}"; do
 		have_package "$package" || die "$package did not install"
 	done
-	/usr/bin/prometheus --version >/dev/null 2>&1 || die "/usr/bin/prometheus does not run"
 	log "system packages: installed ${missing[*]} in $(elapsed "$t0")"
 }
 
@@ -323,6 +324,32 @@ step_coredns() {
 	log "coredns $COREDNS_VERSION: built in $(elapsed "$t0")"
 }
 
+# ---------------------------------------------------------------- Prometheus
+# Debian's prometheus package leaves out the Kubernetes service discovery, so Prometheus and
+# promtool are built from the module (Prometheus 3.x is tagged v0.3XX.Y there).
+step_prometheus() {
+	local stamp="$PROMETHEUS_DIR/.complete" t0 tmp version
+	if [[ -f $stamp && -x $PROMETHEUS_DIR/prometheus && -x $PROMETHEUS_DIR/promtool ]]; then
+		log "prometheus $PROMETHEUS_VERSION: cached"
+		return
+	fi
+	need_go
+	t0=$(date +%s%N)
+	log "prometheus $PROMETHEUS_VERSION: building (about 10 minutes on a cold Go cache)"
+	new_tmp prometheus
+	version=${PROMETHEUS_VERSION#v0.}
+	version="3.${version#3}"
+	(cd "$tmp" && GOBIN="$tmp" go install -trimpath \
+		-ldflags "-s -w -X github.com/prometheus/common/version.Version=$version" \
+		"github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+		"github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION")
+	"$tmp/prometheus" --version >/dev/null || die "the built prometheus does not run"
+	rm -rf "$PROMETHEUS_DIR"
+	mv "$tmp" "$PROMETHEUS_DIR"
+	"$PROMETHEUS_DIR/prometheus" --version | head -1 >"$stamp"
+	log "prometheus $PROMETHEUS_VERSION: built in $(elapsed "$t0")"
+}
+
 # ---------------------------------------------------------------- Traefik
 # `go install github.com/traefik/traefik/v3/cmd/traefik@...` refuses the module (it has replace
 # directives), so it is built inside a writable copy of its module source.
@@ -381,8 +408,8 @@ step_links() {
 	link "$HELM_DIR/helm" helm
 	link "$COREDNS_DIR/coredns" coredns
 	link "$TRAEFIK_DIR/traefik" traefik
-	link /usr/bin/prometheus prometheus
-	link /usr/bin/promtool promtool
+	link "$PROMETHEUS_DIR/prometheus" prometheus
+	link "$PROMETHEUS_DIR/promtool" promtool
 	if [[ -e $DEV/gateway-api && ! -L $DEV/gateway-api ]]; then
 		rm -rf "$DEV/gateway-api"
 	fi
@@ -391,7 +418,7 @@ step_links() {
 }
 
 steps=("$@")
-((${#steps[@]})) || steps=(system gateway-api helm k8s coredns traefik images links)
+((${#steps[@]})) || steps=(system gateway-api helm k8s coredns traefik prometheus images links)
 for step in "${steps[@]}"; do
 	case $step in
 	system) step_system ;;
@@ -400,9 +427,10 @@ for step in "${steps[@]}"; do
 	k8s) step_k8s ;;
 	coredns) step_coredns ;;
 	traefik) step_traefik ;;
+	prometheus) step_prometheus ;;
 	images) step_images ;;
 	links) step_links ;;
-	*) die "unknown step: $step (known: system gateway-api helm k8s coredns traefik images links)" ;;
+	*) die "unknown step: $step (known: system gateway-api helm k8s coredns traefik prometheus images links)" ;;
 	esac
 done
 log "done in $(elapsed "$START_NS")"

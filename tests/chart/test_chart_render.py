@@ -119,20 +119,34 @@ def test_default_container_contract(default: list[Manifest]) -> None:
         "json",
         "--log-level",
         "info",
+        "--resync",
+        "60",
     ]
     env = env_of(container)
     assert set(env) == {
+        "POD_NAME",
         "POD_NAMESPACE",
         "MODELROLLOUT_REPLAY_IMAGE",
         "MODELROLLOUT_REPLAY_EXECUTOR",
+        "MODELROLLOUT_REPLAY_IMAGE_PULL_POLICY",
     }
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["MODELROLLOUT_REPLAY_IMAGE"]["value"] == DEFAULT_IMAGE
     assert env["MODELROLLOUT_REPLAY_EXECUTOR"]["value"] == "job"
+    assert env["MODELROLLOUT_REPLAY_IMAGE_PULL_POLICY"]["value"] == "IfNotPresent"
+
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"health": 8080, "metrics": 8081}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_extra_args_and_resync_reach_the_operator(helm: Helm) -> None:
+    rendered = helm.template({"resyncSeconds": 5, "extraArgs": ["--log-level", "debug"]})
+    args = operator_container(rendered)["args"]
+    assert args[args.index("--resync") + 1] == "5"
+    assert args[-2:] == ["--log-level", "debug"]
 
 
 def test_deployment_is_hardened(default: list[Manifest]) -> None:
@@ -204,6 +218,8 @@ def test_namespace_scope_args_name_each_namespace(non_default: list[Manifest]) -
         "text",
         "--log-level",
         "debug",
+        "--resync",
+        "60",
     ]
     assert "--all-namespaces" not in args
 

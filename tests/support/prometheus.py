@@ -1,4 +1,4 @@
-"""Real Prometheus servers for tests (the Debian build, linked as .dev/bin/prometheus)."""
+"""Real Prometheus servers for tests (built by make tools, linked as .dev/bin/prometheus)."""
 
 from __future__ import annotations
 
