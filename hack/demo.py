@@ -256,9 +256,12 @@ def watch_release(
         step = st.get("currentStep")
         ours = st.get("candidateVersion", st.get("stableVersion")) in (version, None)
         key = (phase, step, weight, st.get("message", ""))
-        if ours and key != seen:
+        if ours and phase and key != seen:
             seen = key
             say(f"  {phase:<13} weight {weight:>3}%  {st.get('message', '')}")
+            measured = measured_values(env, st)
+            if measured:
+                say(f"  {'':<13}              measured: {measured}")
         if ours and key[:3] != step_key:
             step_key = key[:3]
             counts = live_counts(env)
@@ -280,6 +283,40 @@ def watch_release(
             return st, steps
         time.sleep(0.5)
     raise DemoError(f"{version} did not finish within {timeout:.0f}s")
+
+
+def measured_values(env: Env, st: dict[str, Any]) -> str:
+    """What the operator measured for the decision just printed, in one line."""
+    message, replay = st.get("message", ""), st.get("replayTest")
+    if replay and "replay test" in message and st.get("phase") != "NonProduction":
+        return replay_values(env, replay)
+    if st.get("phase") in ("Baking", "RolledBack", "Production") and st.get("analysis"):
+        parts = []
+        for metric in st["analysis"]:
+            last = (metric.get("measurements") or [{}])[-1]
+            value = last.get("value")
+            shown = "no data" if value is None else f"{value:.4g}"
+            parts.append(
+                f"{metric['name']} {shown} ({metric.get('successful', 0)} passed, "
+                f"{metric.get('failed', 0)} failed)"
+            )
+        return "; ".join(parts)
+    return ""
+
+
+def replay_values(env: Env, replay: str) -> str:
+    """A ReplayTest's headline figures."""
+    rt = env.get("rt", replay, "-n", DEMO_NS) or {}
+    result = (rt.get("status") or {}).get("result")
+    if not result:
+        return ""
+    comparison = result.get("comparison") or {}
+    agreement = comparison.get("agreement")
+    return (
+        f"replay of {result['counts']['sent']} requests at {result['rate']['achieved']:.0f}/s: "
+        f"p99 {result['latencyMs']['p99']:.1f} ms, error rate {result.get('errorRate', 0):.3g}"
+        + ("" if agreement is None else f", agreement with stable {agreement:.3f}")
+    )
 
 
 def regression_to_rollback(env: Env, since: float) -> tuple[float, float, float] | None:

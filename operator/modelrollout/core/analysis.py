@@ -85,6 +85,17 @@ def _number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def _beyond(value: float, bound: float, above: bool) -> str:
+    """``value``, which lies beyond ``bound``, in as few significant digits (at least 4) as
+    keep it visibly beyond: ``0.2478 > max 0.1``, not ``0.24784782608695652 > max 0.1``,
+    and never ``0.01 > max 0.01``."""
+    for digits in range(4, 18):
+        shown = float(f"{value:.{digits}g}")
+        if (shown > bound) if above else (shown < bound):
+            return _number(shown)
+    return _number(value)
+
+
 def assess(
     value: float | None,
     error: str | None,
@@ -114,10 +125,10 @@ def assess(
         message = f"no data (the query returned {returned})"
         return Measurement(phase="Inconclusive", value=None, message=message, started_at=started_at)
     if threshold.min is not None and value < threshold.min:
-        message = f"{_number(value)} < min {_number(threshold.min)}"
+        message = f"{_beyond(value, threshold.min, False)} < min {_number(threshold.min)}"
         return Measurement(phase="Failed", value=value, message=message, started_at=started_at)
     if threshold.max is not None and value > threshold.max:
-        message = f"{_number(value)} > max {_number(threshold.max)}"
+        message = f"{_beyond(value, threshold.max, True)} > max {_number(threshold.max)}"
         return Measurement(phase="Failed", value=value, message=message, started_at=started_at)
     return Measurement(phase="Successful", value=value, message="", started_at=started_at)
 

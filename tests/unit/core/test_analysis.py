@@ -118,6 +118,26 @@ NONE = ThresholdRange()  # the schema forbids it; the rules still answer
         (0.4, None, BOTH, "Inconclusive", "Failed", 0.4, "0.4 < min 0.5"),
         (3.0, None, BOTH, "Inconclusive", "Failed", 3.0, "3 > max 2"),
         (1e-05, None, ThresholdRange(max=0), "Inconclusive", "Failed", 1e-05, "1e-05 > max 0"),
+        # long values are shortened, but never so far that they meet the bound
+        (
+            0.24784782608695652,
+            None,
+            ThresholdRange(max=0.1),
+            "Inconclusive",
+            "Failed",
+            0.24784782608695652,
+            "0.2478 > max 0.1",
+        ),
+        (
+            0.0100000001,
+            None,
+            MAX,
+            "Inconclusive",
+            "Failed",
+            0.0100000001,
+            "0.0100000001 > max 0.01",
+        ),
+        (0.899999, None, MIN, "Inconclusive", "Failed", 0.899999, "0.899999 < min 0.9"),
         # no data: never a pass
         (None, None, MAX, "Inconclusive", "Inconclusive", None, "no data"),
         (None, None, MAX, "Fail", "Failed", None, "no data"),
