@@ -15,7 +15,7 @@
    step, and the time from the regression's onset to the candidate's last live request.
 
 ``dev`` brings up the same cluster with the operator and the example, and leaves it
-running; ``down`` stops everything. Stdlib only, like the rest of hack/.
+running; ``down`` stops everything. It runs with the project's virtualenv (for PyYAML).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import yaml  # the demo runs in the project's virtualenv (make demo)
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".dev" / "bin"
@@ -168,8 +170,7 @@ def install_operator(env: Env) -> None:
 
 def apply_model(env: Env, version: str, extra_args: list[str] | None = None) -> None:
     """The demo ModelDeployment at `version` (the model server gets `extra_args`)."""
-    import_yaml = _yaml_loader()
-    manifest = import_yaml((REPO / "examples" / "demo" / "modeldeployment.yaml").read_text())
+    manifest = yaml.safe_load((REPO / "examples" / "demo" / "modeldeployment.yaml").read_text())
     manifest["metadata"]["namespace"] = DEMO_NS
     manifest["spec"]["model"]["version"] = version
     container = manifest["spec"]["workload"]["template"]["spec"]["containers"][0]
@@ -179,17 +180,6 @@ def apply_model(env: Env, version: str, extra_args: list[str] | None = None) -> 
     env.apply(manifest)
 
 
-def _yaml_loader() -> Callable[[str], dict[str, Any]]:
-    """PyYAML from the project's virtualenv (the demo runs with .venv/bin/python)."""
-    import yaml
-
-    def load(text: str) -> dict[str, Any]:
-        doc: dict[str, Any] = yaml.safe_load(text)
-        return doc
-
-    return load
-
-
 def status(env: Env) -> dict[str, Any]:
     md = env.get("md", MD, "-n", DEMO_NS) or {}
     found: dict[str, Any] = md.get("status") or {}
@@ -197,6 +187,9 @@ def status(env: Env) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- watching a release
+Counts = dict[tuple[str, str], float]
+
+
 @dataclass
 class Step:
     """One stretch of a release with the same phase and weights."""
@@ -204,21 +197,20 @@ class Step:
     label: str
     started: float
     candidate_weight: int
-    counts_start: dict[str, float] = field(default_factory=dict)
-    counts_from: dict[str, float] = field(default_factory=dict)
-    counts_to: dict[str, float] = field(default_factory=dict)
+    counts_start: Counts = field(default_factory=dict)
+    counts_from: Counts = field(default_factory=dict)
+    counts_to: Counts = field(default_factory=dict)
 
-    def close(self, counts: dict[str, float]) -> None:
+    def close(self, counts: Counts) -> None:
         """The step ended: a step shorter than the settling time counts from its start."""
         self.counts_to = counts
         if not self.counts_from:
             self.counts_from = self.counts_start
 
     def split(self) -> str:
-        delta = {
-            track: self.counts_to.get(track, 0.0) - self.counts_from.get(track, 0.0)
-            for track in ("stable", "candidate")
-        }
+        delta = {"stable": 0.0, "candidate": 0.0}
+        for (track, pod), value in self.counts_to.items():
+            delta[track] += value - self.counts_from.get((track, pod), 0.0)
         total = sum(max(v, 0.0) for v in delta.values())
         if total <= 0:
             return "no live requests"
@@ -229,15 +221,26 @@ class Step:
         )
 
 
-def live_counts(env: Env) -> dict[str, float]:
-    """Live requests served so far per track, summed over pods (from Prometheus)."""
-    query = (
-        f'sum by (track) (modelserver_requests_total{{namespace="{DEMO_NS}",'
-        'track=~"stable|candidate"})'
-    )
-    # Only the Gateway's traffic is live: the replay Job reaches the candidate directly,
-    # so candidate requests are counted only while the candidate has a weight.
-    return {s["metric"].get("track", ""): float(s["value"][1]) for s in env.prometheus.query(query)}
+class LiveCounter:
+    """Requests served so far by each model pod, from Prometheus, remembered after the pod
+    is gone (a rolled-back candidate's pods go at once, and their series with them)."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.latest: Counts = {}
+
+    def __call__(self) -> Counts:
+        query = (
+            f'sum by (track, pod) (modelserver_requests_total{{namespace="{DEMO_NS}",'
+            'track=~"stable|candidate"})'
+        )
+        for sample in self.env.prometheus.query(query):
+            key = (sample["metric"]["track"], sample["metric"]["pod"])
+            self.latest[key] = float(sample["value"][1])
+        return dict(self.latest)
+
+    def track(self, name: str) -> float:
+        return sum(v for (track, _), v in self().items() if track == name)
 
 
 def watch_release(
@@ -246,11 +249,13 @@ def watch_release(
     """Follow a release to its end, printing each decision; returns the final status and the
     weighted steps with the live requests each track served during them."""
     steps: list[Step] = []
+    counter = LiveCounter(env)
     seen: tuple[Any, ...] = ()
     step_key: tuple[Any, ...] = ()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = status(env)
+        counts = counter()  # every turn, so that pods that go keep their last count
         phase = st.get("phase", "")
         weight = int((st.get("traffic") or {}).get("candidateWeight", 0))
         step = st.get("currentStep")
@@ -264,7 +269,6 @@ def watch_release(
                 say(f"  {'':<13}              measured: {measured}")
         if ours and key[:3] != step_key:
             step_key = key[:3]
-            counts = live_counts(env)
             if steps and not steps[-1].counts_to:
                 steps[-1].close(counts)
             if phase == "Baking" and weight > 0:
@@ -275,11 +279,11 @@ def watch_release(
         if steps and not steps[-1].counts_from and time.monotonic() - steps[-1].started > 3:
             # Weights take about half a second to reach Traefik and a scrape is 1 s: the
             # split is counted from 3 s into the step.
-            steps[-1].counts_from = live_counts(env)
+            steps[-1].counts_from = counter()
         done_stable = phase == "Production" and st.get("stableVersion") == version
         if done_stable or phase in ("RolledBack", "Failed"):
             if steps and not steps[-1].counts_to:
-                steps[-1].close(live_counts(env))
+                steps[-1].close(counter())
             return st, steps
         time.sleep(0.5)
     raise DemoError(f"{version} did not finish within {timeout:.0f}s")
@@ -365,7 +369,8 @@ def story(env: Env) -> None:
     watch_release(env, "v1")
     env.kubectl("apply", "-n", DEMO_NS, "-f", str(REPO / "examples" / "demo" / "live-traffic.yaml"))
     env.kubectl("rollout", "status", "deployment/live-traffic", "-n", DEMO_NS, "--timeout=60s")
-    poll(lambda: live_counts(env).get("stable", 0) > 0, 30, "live traffic at the v1 pods")
+    live = LiveCounter(env)
+    poll(lambda: live.track("stable") > 0, 30, "live traffic at the v1 pods")
     say("Live traffic: 40 requests/s through the Gateway, open loop, served by v1")
 
     say("Releasing v2 (a good version)")
