@@ -119,7 +119,7 @@ def bring_up(workdir: Path, *, prometheus_port: int = PROMETHEUS_PORT) -> Env:
     cluster_mod, images_mod, prom_mod = _load("cluster"), _load("images"), _load("prometheus")
     kubeconfig = workdir / "kubeconfig"
     say("Starting a one-node Kubernetes cluster on this machine (no containers, no VM)")
-    cluster = cluster_mod.LocalCluster(workdir / "cluster", BIN, daemon=True)
+    cluster = _cluster_of(workdir)
     if cluster.status()["ready"]:
         say("  (the cluster of an earlier `make dev` is running: reusing it)")
     else:
@@ -428,10 +428,15 @@ def _event_time(event: dict[str, Any]) -> str:
     )
 
 
+def _cluster_of(workdir: Path) -> Any:
+    return _load("cluster").LocalCluster(workdir / "cluster", BIN, daemon=True)
+
+
 def tear_down(workdir: Path) -> None:
-    cluster_mod, prom_mod = _load("cluster"), _load("prometheus")
-    prom_mod.ClusterPrometheus(workdir / "prometheus", workdir / "kubeconfig", BIN).stop()
-    cluster_mod.LocalCluster(workdir / "cluster", BIN, daemon=True).stop()
+    _load("prometheus").ClusterPrometheus(
+        workdir / "prometheus", workdir / "kubeconfig", BIN
+    ).stop()
+    _cluster_of(workdir).stop()
 
 
 def dev(env: Env) -> None:
@@ -464,8 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as err:
         print(f"error: {err}", file=sys.stderr)
     finally:
-        keep = args.command == "dev" or args.keep
-        if keep:
+        if not ok and not _cluster_of(workdir).status()["ready"]:
+            pass  # nothing of ours runs (another cluster holds the node, say): nothing to stop
+        elif args.command == "dev" or args.keep:
             print(f"\nThe cluster is running. export KUBECONFIG={workdir / 'kubeconfig'}")
             print(f"  PATH={BIN}:$PATH kubectl get md,rt,pods -n {DEMO_NS}")
             print("Stop everything with: make dev-down")

@@ -50,6 +50,16 @@ def non_default(helm: Helm) -> list[Manifest]:
     return helm.template(NON_DEFAULT)
 
 
+def election_roles(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    """The leader election's Role or RoleBinding (for its Lease)."""
+    return [m for m in by_kind(manifests, kind) if m["metadata"]["name"].endswith("-election")]
+
+
+def access_roles(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    """The Roles or RoleBindings that give the operator its access in watched namespaces."""
+    return [m for m in by_kind(manifests, kind) if m not in election_roles(manifests, kind)]
+
+
 def kinds(manifests: list[Manifest]) -> set[str]:
     return {m["kind"] for m in manifests}
 
@@ -64,6 +74,9 @@ def test_default_objects(default: list[Manifest]) -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",  # the leader election's, for its Lease
+        "RoleBinding",
+        "PodDisruptionBudget",
         "Service",
         "Deployment",
     }
@@ -103,8 +116,42 @@ def test_cluster_scope_rbac_is_exactly_what_the_operator_needs(default: list[Man
             "namespace": NAMESPACE,
         }
     ]
-    assert not by_kind(default, "Role")
-    assert not by_kind(default, "RoleBinding")
+    assert not access_roles(default, "Role")
+    assert not access_roles(default, "RoleBinding")
+
+
+def test_leader_election_may_touch_only_its_lease(default: list[Manifest]) -> None:
+    (role,) = election_roles(default, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["modelrollout"],
+            "verbs": ["get", "update", "patch"],
+        },
+    ]
+    (binding,) = election_roles(default, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    budget = one(default, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    deployment = one(default, "Deployment")
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_one_replica_needs_neither_election_nor_budget(helm: Helm) -> None:
+    manifests = helm.template({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert not by_kind(manifests, "PodDisruptionBudget")
+    assert not election_roles(manifests, "Role")
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in operator_container(manifests)["args"]
+
+
+def test_two_replicas_without_election_are_refused(helm: Helm) -> None:
+    error = helm.template_error({"replicaCount": 2, "leaderElection": {"enabled": False}})
+    assert "needs leaderElection.enabled" in error
 
 
 def test_default_container_contract(default: list[Manifest]) -> None:
@@ -121,6 +168,9 @@ def test_default_container_contract(default: list[Manifest]) -> None:
         "info",
         "--resync",
         "60",
+        "--leader-elect",
+        "--leader-election-id",
+        "modelrollout",
     ]
     env = env_of(container)
     assert set(env) == {
@@ -151,8 +201,11 @@ def test_extra_args_and_resync_reach_the_operator(helm: Helm) -> None:
 
 def test_deployment_is_hardened(default: list[Manifest]) -> None:
     deployment = one(default, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == one(default, "ServiceAccount")["metadata"]["name"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -190,8 +243,8 @@ def test_namespace_scope_grants_roles_in_each_watched_namespace(
 ) -> None:
     assert not by_kind(non_default, "ClusterRole")
     assert not by_kind(non_default, "ClusterRoleBinding")
-    roles = by_kind(non_default, "Role")
-    bindings = by_kind(non_default, "RoleBinding")
+    roles = access_roles(non_default, "Role")
+    bindings = access_roles(non_default, "RoleBinding")
     assert [r["metadata"]["namespace"] for r in roles] == ["team-a", "team-b"]
     assert [b["metadata"]["namespace"] for b in bindings] == ["team-a", "team-b"]
     service_account = one(non_default, "ServiceAccount")["metadata"]["name"]
@@ -220,14 +273,18 @@ def test_namespace_scope_args_name_each_namespace(non_default: list[Manifest]) -
         "debug",
         "--resync",
         "60",
+        "--leader-elect",
+        "--leader-election-id",
+        "modelrollout",
     ]
     assert "--all-namespaces" not in args
 
 
 def test_namespace_scope_defaults_to_the_release_namespace(helm: Helm) -> None:
     manifests = helm.template({"rbac": {"scope": "namespace"}})
-    assert [r["metadata"]["namespace"] for r in by_kind(manifests, "Role")] == [NAMESPACE]
-    assert [b["metadata"]["namespace"] for b in by_kind(manifests, "RoleBinding")] == [NAMESPACE]
+    assert [r["metadata"]["namespace"] for r in access_roles(manifests, "Role")] == [NAMESPACE]
+    bindings = access_roles(manifests, "RoleBinding")
+    assert [b["metadata"]["namespace"] for b in bindings] == [NAMESPACE]
     assert operator_container(manifests)["args"][:3] == ["run", "--namespace", NAMESPACE]
 
 

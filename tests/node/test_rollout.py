@@ -7,7 +7,10 @@ and the SLO is a PromQL query over what a real Prometheus scraped from the pods.
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import pytest
 
 from factories import events_configmap
 from support.cluster import Cluster
@@ -51,17 +54,30 @@ def baked(
     return md
 
 
-def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
+@pytest.fixture
+def prom(
     cluster: Cluster,
     namespace: str,
     cluster_operator: OperatorRelease,
     cluster_prometheus: Any,
     operator_image: str,
+) -> str:
+    """v1 in production behind the test's HTTPRoute; the URL of the Prometheus of its SLOs."""
+    url: str = cluster_prometheus.url
+    host = f"{namespace}.example"
+    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", url))
+    wait_phase(cluster, namespace, "Production", stableVersion="v1")
+    return url
+
+
+def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
+    cluster: Cluster,
+    namespace: str,
+    cluster_operator: OperatorRelease,
+    operator_image: str,
+    prom: str,
 ) -> None:
     host = f"{namespace}.example"
-    prom = cluster_prometheus.url
-    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", prom))
-    wait_phase(cluster, namespace, "Production", stableVersion="v1")
     live = LiveTraffic(cluster.gateway_url, host=host, rate=25)
     with live.running():
         apply(cluster, namespace, baked(operator_image, "v2", prom))
@@ -101,30 +117,48 @@ def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
     assert answered[-10:] == ["v2"] * 10
 
 
-def test_operator_pod_killed_mid_bake_resumes(
+def test_two_replicas_one_actor_and_failover_mid_bake(
     cluster: Cluster,
     namespace: str,
     cluster_operator: OperatorRelease,
-    cluster_prometheus: Any,
     operator_image: str,
+    prom: str,
 ) -> None:
+    """The chart runs two replicas; only the Lease holder reconciles. Its pod killed at once
+    mid-bake, the other takes the Lease over and finishes the rollout from the status."""
     host = f"{namespace}.example"
-    prom = cluster_prometheus.url
-    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", prom))
-    wait_phase(cluster, namespace, "Production", stableVersion="v1")
     with LiveTraffic(cluster.gateway_url, host=host, rate=20).running():
         apply(cluster, namespace, baked(operator_image, "v2", prom, step="15s"))
         wait_phase(cluster, namespace, "Baking", candidateVersion="v2", currentStep=0)
         replays = get(cluster, namespace, "rt")["items"]
-        killed = cluster_operator.kill()
-        cluster_operator.wait_ready(other_than=killed)
+        leader = cluster_operator.leader()
+        assert leader is not None
+        counts = cluster_operator.reconciles()
+        assert len(counts) == 2, counts
+        assert counts[leader] > 0
+        assert [n for pod, n in counts.items() if pod != leader] == [0]  # the follower: none
+
+        cluster_operator.kill(leader)
+        killed_at = time.monotonic()
+
+        def new_holder() -> str | None:
+            holder = cluster_operator.leader()
+            return holder if holder not in (None, leader) else None
+
+        successor = poll_until(
+            new_holder, timeout=60, interval=0.2, message="another replica holds the Lease"
+        )
+        failover = time.monotonic() - killed_at
+        print(f"failover: {successor} leads {failover:.1f}s after {leader} was killed")
+        assert failover < 30  # the lease duration (15 s) plus the follower's retry period
         status = wait_phase(cluster, namespace, "Production", stableVersion="v2", timeout=180)
-    # The new pod picked up where the old one stood: no second replay, one promotion.
+    # The new leader picked up where the old one stood: no second replay, one promotion.
     assert [rt["metadata"]["name"] for rt in get(cluster, namespace, "rt")["items"]] == [
         rt["metadata"]["name"] for rt in replays
     ]
     assert [h["outcome"] for h in status["history"]].count("Promoted") == 2  # v1 and v2
     assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0}
+    assert cluster_operator.reconciles()[successor] > 0
     poll_until(
         lambda: (
             not get(cluster, namespace, "pods", "-l", "modelrollout.io/track=candidate")["items"]

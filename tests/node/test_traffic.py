@@ -57,6 +57,7 @@ def test_replica_ratio_split_through_the_live_service(
     before = served_by_pod(cluster, namespace, "modelrollout.io/name=md")
     seen = split(url, 400)
     after = served_by_pod(cluster, namespace, "modelrollout.io/name=md")
+    print(f"ReplicaRatio 3+1 pods at weight 25: {dict(seen)} of 400")  # shown with -rP
     assert set(seen) == {"v1", "v2"}, seen
     assert sum(seen.values()) == 400
     share = seen["v2"] / 400
@@ -108,6 +109,7 @@ def test_gateway_api_split_through_traefik(
     before = served_by_pod(cluster, namespace, "modelrollout.io/name=md")
     seen = split(cluster.gateway_url, 1000, host=host)
     after = served_by_pod(cluster, namespace, "modelrollout.io/name=md")
+    print(f"GatewayAPI at weight 30: {dict(seen)} of 1000")  # shown with -rP
     assert sum(seen.values()) == 1000
     # Traefik's weighted round robin is exact over whole cycles.
     assert abs(seen["v2"] - 300) <= 20, seen

@@ -24,6 +24,7 @@ from support.wait import poll_until
 CHART = REPO_ROOT / "charts" / "modelrollout"
 PREDICT = "/v1/models/model:predict"
 BODY = json.dumps({"instances": [[0.5, -0.2, 1.1, 0.3]]}).encode()
+_RECONCILES = re.compile(r"^modelrollout_reconcile_total\{[^}]*\} (\S+)$", re.M)
 _COUNTER = re.compile(r'^modelserver_requests_total\{[^}]*code="(\d+)"[^}]*\} (\S+)$', re.M)
 
 SERVE = ["serve-model", "--host", "0.0.0.0", "--port", "8080"]
@@ -62,7 +63,6 @@ class OperatorRelease:
             "--set", "resyncSeconds=5", "--set", "logLevel=debug",
             "--wait", "--timeout", "120s",
         )  # fmt: skip
-        self.wait_ready()
 
     def uninstall(self) -> None:
         self.helm("uninstall", self.name, "--namespace", self.namespace, "--wait")
@@ -74,31 +74,27 @@ class OperatorRelease:
         )
         return list((found or {}).get("items", []))
 
-    def wait_ready(self, *, other_than: str = "", timeout: float = 120) -> str:
-        """The name of a Ready operator pod (not `other_than`)."""
+    def leader(self) -> str | None:
+        """The pod holding the leader-election Lease."""
+        lease = get(self.cluster, self.namespace, "lease", "modelrollout") or {}
+        holder = (lease.get("spec") or {}).get("holderIdentity")
+        return str(holder) if holder else None
 
-        def ready() -> str | None:
-            for pod in self.pods():
-                if pod["metadata"]["name"] == other_than or pod["metadata"].get(
-                    "deletionTimestamp"
-                ):
-                    continue
-                conditions = pod.get("status", {}).get("conditions", [])
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                    return str(pod["metadata"]["name"])
-            return None
+    def reconciles(self) -> dict[str, int]:
+        """Reconciles run so far by each live operator pod, from its own /metrics."""
+        counts = {}
+        for pod in self.pods():
+            if pod["metadata"].get("deletionTimestamp") or not pod["status"].get("podIP"):
+                continue
+            text = http_get(f"http://{pod['status']['podIP']}:8081/metrics")
+            counts[pod["metadata"]["name"]] = sum(int(float(v)) for v in _RECONCILES.findall(text))
+        return counts
 
-        name: str = poll_until(ready, timeout=timeout, interval=0.5, message="operator pod Ready")
-        return name
-
-    def kill(self) -> str:
-        """Delete the operator pod at once (no grace period); returns its name."""
-        (pod,) = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
-        name = str(pod["metadata"]["name"])
+    def kill(self, name: str) -> None:
+        """Delete an operator pod at once (no grace period)."""
         self.cluster.kubectl(
             "delete", "pod", name, "-n", self.namespace, "--grace-period=0", "--force"
         )
-        return name
 
     def logs(self) -> str:
         return self.cluster.kubectl(

@@ -89,6 +89,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "development clusters without nodes, together with the local executor).",
     )
     parser.add_argument("--kubeconfig", default=None, help="Kubeconfig outside a cluster.")
+    election = parser.add_argument_group("leader election (several replicas, one actor)")
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="Reconcile only while holding the Lease; other replicas wait to take it over.",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="Namespace of the Lease (default: $POD_NAMESPACE, else default).",
+    )
+    election.add_argument("--leader-election-id", default="modelrollout", help="Name of the Lease.")
     parser.set_defaults(func=_run)
 
 
@@ -106,6 +118,10 @@ def _run(args: argparse.Namespace) -> int:
     CONFIG.resync_seconds = args.resync
     CONFIG.wait_for_ready = args.wait_for_ready
     CONFIG.kubeconfig = args.kubeconfig
+    CONFIG.identity = os.environ.get("POD_NAME") or socket.gethostname()
+    CONFIG.leader_elect = args.leader_elect
+    CONFIG.lease_namespace = args.leader_election_namespace
+    CONFIG.lease_name = args.leader_election_id
     metrics.PORT = args.metrics_port
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -119,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         # kopf would otherwise name itself after getpass.getuser(), which fails for a uid
         # without a passwd entry (the image runs as 65532).
         # (kopf.run's parameter is typed with a NewType of str that kopf does not export).
-        identity=cast(Any, os.environ.get("POD_NAME") or socket.gethostname()),
+        identity=cast(Any, CONFIG.identity),
         standalone=True,
         clusterwide=CONFIG.all_namespaces,
         namespaces=CONFIG.namespaces,

@@ -9,7 +9,9 @@ CRD schema so that nothing kopf might write there is pruned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -18,7 +20,7 @@ from kubernetes import config as kube_config
 
 from modelrollout.core import workloads
 from modelrollout.core.api.common import GROUP, VERSION
-from modelrollout.services import replaytests, rollouts
+from modelrollout.services import leader, replaytests, rollouts
 from modelrollout.services.config import CONFIG
 from modelrollout.services.kube import Kube
 from modelrollout.services.scheduler import Scheduler
@@ -27,7 +29,7 @@ MANAGED = {workloads.LABEL_MANAGED_BY: workloads.MANAGER}
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.scanning.disabled = True
     settings.persistence.finalizer = "modelrollout.io/finalizer"
@@ -36,16 +38,30 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
     api_client = _api_client()
     kube = Kube(api_client)
+    gate = _leader_gate(kube, memo)
     memo.rollouts = Scheduler(
         "ModelDeployment",
         rollouts.RolloutService(
             kube, rollouts.Settings(wait_for_ready=CONFIG.wait_for_ready)
         ).reconcile,
         resync=CONFIG.resync_seconds,
+        gate=gate,
     )
     replay_service = replaytests.build_service(kube, CONFIG)
     memo.replay_executor = replay_service.executor
-    memo.replays = Scheduler("ReplayTest", replay_service.reconcile, resync=CONFIG.resync_seconds)
+    memo.replays = Scheduler(
+        "ReplayTest", replay_service.reconcile, resync=CONFIG.resync_seconds, gate=gate
+    )
+
+
+def _leader_gate(kube: Kube, memo: kopf.Memo) -> Callable[[], bool]:
+    """With --leader-elect, whether this replica holds the Lease (elected in the background);
+    without, always true."""
+    if not CONFIG.leader_elect:
+        return lambda: True
+    elector = leader.LeaderElector(kube, CONFIG.lease_namespace, CONFIG.lease_name, CONFIG.identity)
+    memo.election = asyncio.get_running_loop().create_task(elector.run(), name="leader-election")
+    return elector.is_leader
 
 
 @kopf.on.cleanup()
@@ -54,6 +70,9 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
     executor = memo.get("replay_executor")
     if executor is not None:
         executor.close()
+    election = memo.get("election")
+    if election is not None:
+        election.cancel()
 
 
 def _api_client() -> client.ApiClient:

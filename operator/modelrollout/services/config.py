@@ -16,6 +16,10 @@ class OperatorConfig:
     resync_seconds: float = 60.0
     wait_for_ready: bool = True
     kubeconfig: str | None = None
+    identity: str = "modelrollout"
+    leader_elect: bool = False
+    lease_namespace: str = "default"
+    lease_name: str = "modelrollout"
 
 
 CONFIG = OperatorConfig()

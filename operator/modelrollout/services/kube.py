@@ -75,6 +75,34 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.instance = instance
 
+    # --- the leader election's Lease --------------------------------------------------
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        leases = client.CoordinationV1Api(self.api_client)
+        return read_or_none(
+            lambda: leases.read_namespaced_lease(name, namespace, _preload_content=False),
+            f"lease/{name}",
+        )
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
+        leases = client.CoordinationV1Api(self.api_client)
+        call_api(
+            lambda: leases.create_namespaced_lease(
+                namespace, cast(Any, body), _preload_content=False
+            ),
+            f"lease/{body['metadata']['name']}",
+        )
+
+    def patch_lease(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """A merge patch; with ``metadata.resourceVersion`` set it is refused (Conflict)
+        if the Lease changed since it was read."""
+        leases = client.CoordinationV1Api(self.api_client)
+        call_api(
+            lambda: leases.patch_namespaced_lease(
+                name, namespace, body, _preload_content=False, _content_type=MERGE
+            ),
+            f"lease/{name}",
+        )
+
     # --- our own kinds -------------------------------------------------------------
     def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(

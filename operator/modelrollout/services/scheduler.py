@@ -10,7 +10,9 @@ controller-runtime does with ``RequeueAfter``:
   into one more run afterwards;
 * a reconcile returns the seconds after which it wants to run again; the earliest
   requested time wins;
-* errors are retried with the delay a ``TemporaryError`` carries, or with backoff.
+* errors are retried with the delay a ``TemporaryError`` carries, or with backoff;
+* with leader election, a replica that does not hold the Lease runs no reconcile: its keys
+  wait, checking again every second, until it does.
 
 Nothing here is state that matters across restarts: on start, kopf lists every object,
 each gets a reconcile, and the status says where each rollout stood.
@@ -32,6 +34,7 @@ ReconcileFn = Callable[[str, str], float | None]
 log = logging.getLogger("modelrollout.scheduler")
 
 MAX_BACKOFF = 60.0
+FOLLOWER_RECHECK = 1.0
 
 
 @dataclass
@@ -47,10 +50,18 @@ class _Slot:
 class Scheduler:
     """Coalescing per-key reconcile runner; the sync reconcile runs in a worker thread."""
 
-    def __init__(self, name: str, reconcile: ReconcileFn, *, resync: float = 60.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconcile: ReconcileFn,
+        *,
+        resync: float = 60.0,
+        gate: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.name = name
         self.reconcile = reconcile
         self.resync = resync
+        self.gate = gate
         self.slots: dict[Key, _Slot] = {}
 
     def trigger(self, key: Key) -> None:
@@ -110,6 +121,10 @@ class Scheduler:
 
     async def _once(self, key: Key, slot: _Slot) -> float:
         namespace, name = key
+        if not self.gate():
+            # Another replica leads: ask again soon, so that this one acts within a second
+            # or so of taking the lease over.
+            return FOLLOWER_RECHECK
         try:
             requeue = await asyncio.to_thread(self.reconcile, namespace, name)
         except errors.TemporaryError as exc:

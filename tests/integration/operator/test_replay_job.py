@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelrollout.core import names
 from support.cluster import REPO_ROOT, Cluster
 from support.kube import get
 from support.operator import running_operator
@@ -147,3 +148,43 @@ def _deadline_ends_in_failed(cluster: Cluster, namespace: str) -> None:
     rt = poll_until(failed, timeout=90, message="deadline exceeded")
     complete = next(c for c in rt["status"]["conditions"] if c["type"] == "Complete")
     assert complete["reason"] == "DeadlineExceeded"
+
+
+def test_a_stale_job_of_the_same_name_is_not_adopted(cluster, namespace, operator):
+    """A Job named as the ReplayTest's would be, but not owned by it (left by an earlier
+    ReplayTest of the same name, say), is deleted and replaced, never read."""
+    name = names.job_name("fraud-v2-replay", 1)
+    stale = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": {"modelrollout.io/replaytest": "fraud-v2-replay"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "stale",
+                            "image": "modelrollout.local/busybox:1",
+                            "imagePullPolicy": "Never",
+                            "command": ["sleep", "3600"],
+                        }
+                    ],
+                }
+            }
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(stale))
+    stale_uid = get(cluster, namespace, "job", name)["metadata"]["uid"]
+    cluster.kubectl("apply", "-n", namespace, "-f", str(EVENTS), "-f", str(RT))
+
+    def replaced() -> dict[str, Any] | None:
+        job = get(cluster, namespace, "job", name)
+        return job if job and job["metadata"]["uid"] != stale_uid else None
+
+    job = poll_until(replaced, timeout=60, message="the stale Job replaced by the operator's")
+    rt = get(cluster, namespace, "rt", "fraud-v2-replay")
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert owner["uid"] == rt["metadata"]["uid"]
+    assert owner["controller"] is True
+    assert job["spec"]["template"]["spec"]["containers"][0]["name"] == "replay"

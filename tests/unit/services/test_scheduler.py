@@ -88,3 +88,20 @@ async def test_temporary_errors_are_retried_with_their_delay():
     )
     assert scheduler.slots[("ns", "a")].failures == 0
     scheduler.forget(("ns", "a"))
+
+
+async def test_a_follower_runs_nothing_until_it_leads(monkeypatch):
+    monkeypatch.setattr("modelrollout.services.scheduler.FOLLOWER_RECHECK", 0.05)
+    rec = Recorder()
+    leading = threading.Event()
+    scheduler = Scheduler("test", rec, resync=3600, gate=leading.is_set)
+    key = ("ns", "a")
+    scheduler.trigger(key)
+    # the key waits, re-checking the gate, and never reaches the reconcile
+    await async_poll_until(
+        lambda: scheduler.slots[key].timer is not None, timeout=5, message="re-check scheduled"
+    )
+    assert rec.calls == []
+    leading.set()
+    await async_poll_until(lambda: rec.calls == [key], timeout=5, message="runs once leading")
+    scheduler.forget(key)

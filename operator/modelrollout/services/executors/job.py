@@ -1,9 +1,12 @@
 """The job executor: shards are the pods of one Indexed Job.
 
 The Job is applied with server-side apply under a name derived from the ReplayTest and
-its generation, so applying it again after a restart is a no-op. Results are read from
-the logs of succeeded pods (the last line, ``MODELROLLOUT_RESULT {...}``), which needs no
-API token in the replay pods. Jobs of older generations are deleted when the spec changes.
+its generation, so applying it again after a restart is a no-op. A Job of that name is
+trusted only when its controller owner reference carries this ReplayTest's UID: one left by
+a deleted ReplayTest of the same name is deleted, and the next reconcile creates ours.
+Results are read from the logs of succeeded pods (the last line,
+``MODELROLLOUT_RESULT {...}``), which needs no API token in the replay pods. Jobs of older
+generations are deleted when the spec changes.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ class JobExecutor:
         return names.job_name(run.name, run.generation)
 
     def start(self, run: ReplayRun) -> None:
-        if self.kube.get_job(run.namespace, self.job_name(run)) is not None:
+        job = self.kube.get_job(run.namespace, self.job_name(run))
+        if job is not None:
+            if not owned_by(job, run.uid):
+                self.kube.delete_job(run.namespace, self.job_name(run))
             return
         manifest = replayjob.job_manifest(
             run.body, run.spec, image=self.image, args=run.args, pull_policy=self.pull_policy
@@ -48,10 +54,12 @@ class JobExecutor:
     def observe(self, run: ReplayRun) -> Observation:
         name = self.job_name(run)
         job = self.kube.get_job(run.namespace, name)
-        if job is None:
+        if job is None or not owned_by(job, run.uid):
             return Observation(shards=[], job_name=name)
         failure = _job_failure(job)
-        pods = self.kube.list_pods(run.namespace, f"batch.kubernetes.io/job-name={name}")
+        # By the Job's UID, not its name: pods of a stale Job of the same name may linger.
+        uid = job["metadata"]["uid"]
+        pods = self.kube.list_pods(run.namespace, f"batch.kubernetes.io/controller-uid={uid}")
         shards = [replayjob.pod_outcome(pod, self._result_of) for pod in pods]
         return Observation(shards=_latest_per_index(shards), failure=failure, job_name=name)
 
@@ -74,6 +82,12 @@ class JobExecutor:
 
     def close(self) -> None:
         """Nothing to release: the Jobs belong to the cluster."""
+
+
+def owned_by(job: dict[str, Any], uid: str) -> bool:
+    """Whether the Job's controller is the object with this UID."""
+    refs = job.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
 
 
 def _job_failure(job: dict[str, Any]) -> tuple[str, str] | None:
