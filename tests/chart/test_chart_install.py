@@ -164,7 +164,9 @@ def test_install_cluster_scope_then_uninstall_keeps_crds(
     ]
     assert get(cluster, "serviceaccount", fullname, namespace) is not None
     assert get(cluster, "service", f"{fullname}-metrics", namespace) is not None
-    assert cluster.kubectl("get", "roles", "--namespace", namespace, "-o", "name").stdout == ""
+    # In cluster scope the only Role is the leader election's, for its Lease.
+    roles = cluster.kubectl("get", "roles", "--namespace", namespace, "-o", "name").stdout
+    assert roles.split() == [f"role.rbac.authorization.k8s.io/{fullname}-leader-election"]
 
     deployment = get(cluster, "deployment", fullname, namespace)
     pod = deployment["spec"]["template"]["spec"]

@@ -48,6 +48,9 @@ def test_replay_job_runs_in_pods_and_reports_from_their_logs(
     apply_examples(cluster, namespace, "events-configmap")
     replay = yaml.safe_load((REPO_ROOT / "examples" / "replaytest.yaml").read_text())
     replay["spec"]["rate"] = {"rate": 100, "duration": "4s"}
+    # What is tested is the path through the Job; the latency of two pods on a busy
+    # 2-core machine is not (the example also bounds p99 against the baseline's).
+    replay["spec"]["successCriteria"] = {"maxErrorRate": 0.01, "maxP99Ms": 1000}
     apply(cluster, namespace, replay)
 
     def finished() -> dict[str, Any] | None:
