@@ -7,13 +7,17 @@ from typing import Any
 import kopf
 from aiohttp import web
 
-from modelrollout.services.metrics import REGISTRY
+from modelrollout.services import metrics
 
 PORT = 8081
 
 
 async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(text=REGISTRY.render(), content_type="text/plain", charset="utf-8")
+    return web.Response(
+        body=metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+    )
 
 
 @kopf.on.startup()

@@ -35,9 +35,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from modelrollout.modelserver.model import LogisticModel
 
+# No `*_created` series: they double the output and nobody here reads them.
+disable_created_metrics()
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_RECORDS = 2_000_000
 
@@ -55,18 +65,36 @@ class ServerConfig:
 
 
 class Recorder:
-    """Per-request ground truth plus Prometheus counters."""
+    """Per-request ground truth, plus the Prometheus metrics (through prometheus_client)."""
 
-    def __init__(self, max_records: int) -> None:
+    def __init__(self, max_records: int, model_name: str = "model", version: str = "v1") -> None:
         self.max_records = max_records
         self.arrivals: list[float] = []
         self.service_ms: list[float] = []
         self.statuses: list[int] = []
         self.overflow = 0
-        self.by_code: dict[int, int] = {}
-        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.duration_sum = 0.0
-        self.duration_count = 0
+        self.labels = (model_name, version)
+        self.registry = CollectorRegistry(auto_describe=True)
+        info = Gauge(
+            "modelserver_model_info",
+            "The model being served.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        info.labels(*self.labels).set(1)
+        self.requests = Counter(
+            "modelserver_requests",
+            "Prediction requests by HTTP status code.",
+            ["model", "version", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "modelserver_request_duration_seconds",
+            "Time spent serving a prediction request.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(*self.labels)
 
     def record(self, arrival: float, seconds: float, status: int) -> None:
         if len(self.arrivals) < self.max_records:
@@ -75,55 +103,14 @@ class Recorder:
             self.statuses.append(status)
         else:
             self.overflow += 1
-        self.by_code[status] = self.by_code.get(status, 0) + 1
-        self.duration_sum += seconds
-        self.duration_count += 1
-        for position, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.bucket_counts[position] += 1
-                break
-        else:
-            self.bucket_counts[-1] += 1
+        self.requests.labels(*self.labels, str(status)).inc()
+        self.duration.observe(seconds)
 
     def reset(self) -> None:
         self.arrivals.clear()
         self.service_ms.clear()
         self.statuses.clear()
         self.overflow = 0
-
-
-def _metrics_text(config: ServerConfig, recorder: Recorder) -> str:
-    labels = f'model="{config.model_name}",version="{config.model.version}"'
-    lines = [
-        "# HELP modelserver_model_info The model being served.",
-        "# TYPE modelserver_model_info gauge",
-        f"modelserver_model_info{{{labels}}} 1",
-        "# HELP modelserver_requests_total Prediction requests by HTTP status code.",
-        "# TYPE modelserver_requests_total counter",
-    ]
-    for code in sorted(recorder.by_code):
-        lines.append(
-            f'modelserver_requests_total{{{labels},code="{code}"}} {recorder.by_code[code]}'
-        )
-    lines += [
-        "# HELP modelserver_request_duration_seconds Time spent serving a prediction request.",
-        "# TYPE modelserver_request_duration_seconds histogram",
-    ]
-    cumulative = 0
-    for bound, count in zip(LATENCY_BUCKETS, recorder.bucket_counts, strict=False):
-        cumulative += count
-        lines.append(
-            f'modelserver_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
-        )
-    lines.append(
-        f'modelserver_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
-        f"{recorder.duration_count}"
-    )
-    lines.append(f"modelserver_request_duration_seconds_sum{{{labels}}} {recorder.duration_sum}")
-    lines.append(
-        f"modelserver_request_duration_seconds_count{{{labels}}} {recorder.duration_count}"
-    )
-    return "\n".join(lines) + "\n"
 
 
 class BadRequest(Exception):
@@ -154,7 +141,7 @@ def parse_instances(document: object, features: int) -> np.ndarray:
 
 
 def create_app(config: ServerConfig) -> web.Application:
-    recorder = Recorder(config.max_records)
+    recorder = Recorder(config.max_records, config.model_name, config.model.version)
     rng = np.random.default_rng(config.seed)
     model = config.model
     base_delay = config.latency_ms / 1000.0
@@ -208,7 +195,7 @@ def create_app(config: ServerConfig) -> web.Application:
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
-            text=_metrics_text(config, recorder), content_type="text/plain", charset="utf-8"
+            body=generate_latest(recorder.registry), content_type="text/plain", charset="utf-8"
         )
 
     async def stats(request: web.Request) -> web.Response:

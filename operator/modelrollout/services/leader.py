@@ -17,13 +17,12 @@ from typing import Any
 
 from modelrollout.core import errors, leadership
 from modelrollout.core.clock import parse_rfc3339
+from modelrollout.services import metrics
 from modelrollout.services.kube import Kube
-from modelrollout.services.metrics import REGISTRY
 
 log = logging.getLogger("modelrollout.leader")
 
 DEFAULT_TIMING = leadership.Timing()
-REGISTRY.describe("modelrollout_leader", "gauge", "1 while this replica holds the Lease.")
 
 
 def _micro_time(now: datetime) -> str:
@@ -123,5 +122,5 @@ class LeaderElector:
                     action,
                 )
                 self.leading = leading
-            REGISTRY.set("modelrollout_leader", 1.0 if leading else 0.0)
+            metrics.LEADER.set(1.0 if leading else 0.0)
             await asyncio.sleep(self.timing.retry_period)

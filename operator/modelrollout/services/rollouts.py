@@ -11,6 +11,7 @@ with one merge patch, skipped when nothing changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -19,11 +20,11 @@ from modelrollout.core import names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
 from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus, Phase
 from modelrollout.core.api.replaytest import ReplayTestStatus
-from modelrollout.core.clock import utcnow
+from modelrollout.core.clock import parse_rfc3339, utcnow
+from modelrollout.core.conditions import get_condition
 from modelrollout.core.references import Reference, model_deployment_refs
-from modelrollout.services import baking
+from modelrollout.services import baking, metrics
 from modelrollout.services.kube import Kube
-from modelrollout.services.metrics import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -142,25 +143,55 @@ class RolloutService:
             self.kube.event(
                 raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now
             )
-        _export_metrics(namespace, name, decision.status)
+        _export_metrics(namespace, name, md.status, decision.status, observed.now)
         patch = status_payload(decision.status, raw.get("status"))
         if patch is not None:
             self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
         return decision.requeue_after
 
 
-def _export_metrics(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
+TALLIES = (
+    ("Successful", "successful"),
+    ("Failed", "failed"),
+    ("Inconclusive", "inconclusive"),
+    ("Error", "error"),
+)
+
+
+def _export_metrics(
+    namespace: str,
+    name: str,
+    before: ModelDeploymentStatus | None,
+    after: ModelDeploymentStatus,
+    now: datetime,
+) -> None:
     for phase in get_args(Phase):
-        REGISTRY.set(
-            "modelrollout_phase",
-            1.0 if status.phase == phase else 0.0,
-            kind="ModelDeployment",
-            namespace=namespace,
-            name=name,
-            phase=phase,
+        metrics.PHASE.labels("ModelDeployment", namespace, name, phase).set(
+            1.0 if after.phase == phase else 0.0
         )
-    weight = status.traffic.candidate_weight if status.traffic else 0
-    REGISTRY.set("modelrollout_candidate_weight", float(weight), namespace=namespace, name=name)
+    weight = after.traffic.candidate_weight if after.traffic else 0
+    metrics.CANDIDATE_WEIGHT.labels(namespace, name).set(float(weight))
+    # Measurements taken by this reconcile: the growth of the status tallies (which start
+    # again from zero for a new candidate).
+    old = {result.name: result for result in (before.analysis if before else [])}
+    for result in after.analysis:
+        for phase, field in TALLIES:
+            count = int(getattr(result, field))
+            previous = int(getattr(old[result.name], field)) if result.name in old else 0
+            grown = count - previous if count >= previous else count
+            if grown > 0:
+                metrics.MEASUREMENTS.labels(namespace, name, result.name, phase).inc(grown)
+    if after.phase == "RolledBack" and (before is None or before.phase != "RolledBack"):
+        rolled = get_condition(after.conditions, "RolledBack")
+        metrics.ROLLBACKS.labels(namespace, name, rolled.reason if rolled else "Unknown").inc()
+        failed = [
+            parse_rfc3339(m.started_at)
+            for result in after.analysis
+            for m in result.measurements
+            if m.phase == "Failed"
+        ]
+        if failed:  # the weight went back to 0 in this reconcile
+            metrics.ROLLBACK_SECONDS.observe(max(0.0, (now - min(failed)).total_seconds()))
 
 
 def _without_kopf(raw: dict[str, Any]) -> dict[str, Any]:

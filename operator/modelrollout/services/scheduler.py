@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelrollout.core import errors
-from modelrollout.services.metrics import REGISTRY
+from modelrollout.services import metrics
 
 Key = tuple[str, str]
 ReconcileFn = Callable[[str, str], float | None]
@@ -75,10 +75,11 @@ class Scheduler:
         slot.task = asyncio.get_running_loop().create_task(self._run(key, slot))
 
     def forget(self, key: Key) -> None:
-        """The object is gone: drop its timer."""
+        """The object is gone: drop its timer and its metric series."""
         slot = self.slots.pop(key, None)
         if slot is not None:
             self._cancel_timer(slot)
+        metrics.forget(self.name, *key)
 
     def after(self, key: Key, delay: float) -> None:
         """Ask for a reconcile of ``key`` in ``delay`` seconds (the earliest request wins)."""
@@ -126,21 +127,24 @@ class Scheduler:
             # or so of taking the lease over.
             return FOLLOWER_RECHECK
         try:
-            requeue = await asyncio.to_thread(self.reconcile, namespace, name)
+            with metrics.RECONCILE_SECONDS.labels(self.name).time():
+                requeue = await asyncio.to_thread(self.reconcile, namespace, name)
         except errors.TemporaryError as exc:
-            REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="retry")
+            metrics.RECONCILES.labels(self.name, "retry").inc()
+            metrics.RECONCILE_ERRORS.labels(self.name).inc()
             slot.failures += 1
             log.warning(
                 "%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, exc.delay
             )
             return exc.delay
         except Exception:
-            REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="error")
+            metrics.RECONCILES.labels(self.name, "error").inc()
+            metrics.RECONCILE_ERRORS.labels(self.name).inc()
             slot.failures += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(slot.failures, 6))
             log.exception("%s %s/%s failed; retrying in %.1fs", self.name, namespace, name, delay)
             return delay
-        REGISTRY.inc("modelrollout_reconcile_total", kind=self.name, result="ok")
+        metrics.RECONCILES.labels(self.name, "ok").inc()
         slot.failures = 0
         if requeue is None:
             return self.resync
