@@ -101,7 +101,7 @@ async def replaytest_event(
     _route(memo.replays, type, namespace, name)
     owner = body.get("metadata", {}).get("labels", {}).get(workloads.LABEL_NAME)
     if owner and namespace:
-        memo.rollouts.trigger((namespace, owner))
+        memo.rollouts.trigger_owner((namespace, owner))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
@@ -110,14 +110,14 @@ async def deployment_event(
 ) -> None:
     owner = body.get("metadata", {}).get("labels", {}).get(workloads.LABEL_NAME)
     if owner and namespace:
-        memo.rollouts.trigger((namespace, owner))
+        memo.rollouts.trigger_owner((namespace, owner))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     owner = body.get("metadata", {}).get("labels", {}).get(replaytests.LABEL_REPLAY_TEST)
     if owner and namespace:
-        memo.replays.trigger((namespace, owner))
+        memo.replays.trigger_owner((namespace, owner))
 
 
 def _route(scheduler: Scheduler, type: str, namespace: str | None, name: str) -> None:

@@ -47,7 +47,7 @@ from prometheus_client import (
 from modelrollout.modelserver.model import LogisticModel
 
 # No `*_created` series: they double the output and nobody here reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_RECORDS = 2_000_000
 

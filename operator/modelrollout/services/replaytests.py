@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from modelrollout.core import errors, names, replayjob
 from modelrollout.core.api import modeldeployment, replaytest
 from modelrollout.core.api.common import Endpoint
 from modelrollout.core.api.modeldeployment import ModelDeployment
-from modelrollout.core.api.replaytest import ReplayTestSpec, ReplayTestStatus
+from modelrollout.core.api.replaytest import ReplayTest, ReplayTestSpec, ReplayTestStatus
 from modelrollout.core.clock import utcnow
 from modelrollout.core.conditions import get_condition, set_condition
 from modelrollout.core.references import missing_message, replay_test_refs
+from modelrollout.services import outcome
 from modelrollout.services.config import OperatorConfig
 from modelrollout.services.executors import KINDS, ReplayExecutor, ReplayRun, UnknownExecutor
 from modelrollout.services.executors.job import JobExecutor
@@ -61,18 +64,23 @@ class ReplayTestService:
         self.kube = kube
         self.executor = executor
 
-    def reconcile(self, namespace: str, name: str) -> float | None:
+    def reconcile(self, namespace: str, name: str) -> outcome.Result:
         raw = self.kube.get_custom(replaytest.PLURAL, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
-            return None
+            return outcome.Gone()
         generation = int(raw["metadata"].get("generation") or 1)
-        spec = ReplayTestSpec.model_validate(raw["spec"])
-        old = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
-        status = ReplayTestStatus.model_validate(old)
+        try:
+            body = ReplayTest.model_validate(outcome.readable(raw, ReplayTestStatus))
+        except ValidationError as err:
+            return outcome.mark_invalid(
+                self.kube, replaytest.PLURAL, raw, outcome.describe(err), utcnow()
+            )
+        spec = body.spec
+        status = body.status or ReplayTestStatus()
         if status.observed_generation != generation:
             status = ReplayTestStatus(conditions=status.conditions)
         elif status.phase in ("Succeeded", "Failed"):
-            return None
+            return outcome.Done(resync=False)  # a finished replay changes only with its spec
         now = utcnow()
         events: list[tuple[str, str, str]] = []
         requeue: float | None = POLL_SECONDS
@@ -141,7 +149,7 @@ class ReplayTestService:
         patch = status_payload(status, raw.get("status"))
         if patch is not None:
             self.kube.patch_status(replaytest.PLURAL, namespace, name, patch)
-        return requeue
+        return outcome.after(requeue)
 
     def _run(self, raw: dict[str, Any], spec: ReplayTestSpec, generation: int) -> ReplayRun:
         meta = raw["metadata"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from modelrollout.core import names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
@@ -23,7 +23,7 @@ from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import parse_rfc3339, utcnow
 from modelrollout.core.conditions import get_condition
 from modelrollout.core.references import Reference, model_deployment_refs
-from modelrollout.services import baking, metrics
+from modelrollout.services import baking, metrics, outcome
 from modelrollout.services.kube import Kube
 
 
@@ -100,12 +100,17 @@ class RolloutService:
         self.kube = kube
         self.settings = settings or Settings()
 
-    def reconcile(self, namespace: str, name: str) -> float | None:
-        """One reconcile; returns seconds until the next one is due, if any."""
+    def reconcile(self, namespace: str, name: str) -> outcome.Result:
+        """One reconcile; says when the next one is due."""
         raw = self.kube.get_custom(modeldeployment.PLURAL, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
-            return None
-        md = ModelDeployment.model_validate(_without_kopf(raw))
+            return outcome.Gone()
+        try:
+            md = ModelDeployment.model_validate(outcome.readable(raw, ModelDeploymentStatus))
+        except ValidationError as err:
+            return outcome.mark_invalid(
+                self.kube, modeldeployment.PLURAL, raw, outcome.describe(err), utcnow()
+            )
         missing = find_missing(self.kube, namespace, model_deployment_refs(md.spec))
         stable = self.kube.get_deployment(namespace, names.stable_name(name))
         candidate = self.kube.get_deployment(namespace, names.candidate_name(name))
@@ -147,7 +152,7 @@ class RolloutService:
         patch = status_payload(decision.status, raw.get("status"))
         if patch is not None:
             self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
-        return decision.requeue_after
+        return outcome.after(decision.requeue_after)
 
 
 TALLIES = (
@@ -192,12 +197,3 @@ def _export_metrics(
         ]
         if failed:  # the weight went back to 0 in this reconcile
             metrics.ROLLBACK_SECONDS.observe(max(0.0, (now - min(failed)).total_seconds()))
-
-
-def _without_kopf(raw: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in raw
-    }
-    if raw.get("status"):
-        body["status"] = {k: v for k, v in raw["status"].items() if k != "kopf"}
-    return body

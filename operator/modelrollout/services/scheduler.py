@@ -8,8 +8,10 @@ controller-runtime does with ``RequeueAfter``:
 * every trigger (a watch event, a requeue) asks for a reconcile of one key;
 * at most one reconcile per key runs at a time; triggers that arrive meanwhile collapse
   into one more run afterwards;
-* a reconcile returns the seconds after which it wants to run again; the earliest
-  requested time wins;
+* the earliest requested time wins;
+* a reconcile says what comes next (:mod:`.outcome`): ``Requeue`` after some seconds,
+  ``Done`` (the resync period, or nothing until an event for an object waiting to be
+  fixed), or ``Gone``, which forgets the key;
 * errors are retried with the delay a ``TemporaryError`` carries, or with backoff;
 * with leader election, a replica that does not hold the Lease runs no reconcile: its keys
   wait, checking again every second, until it does.
@@ -26,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelrollout.core import errors
-from modelrollout.services import metrics
+from modelrollout.services import metrics, outcome
 
 Key = tuple[str, str]
-ReconcileFn = Callable[[str, str], float | None]
+ReconcileFn = Callable[[str, str], outcome.Result]
 
 log = logging.getLogger("modelrollout.scheduler")
 
@@ -63,9 +65,20 @@ class Scheduler:
         self.resync = resync
         self.gate = gate
         self.slots: dict[Key, _Slot] = {}
+        # Keys whose object is gone: events of what they owned do not bring them back.
+        self.gone: set[Key] = set()
 
     def trigger(self, key: Key) -> None:
-        """Ask for a reconcile of ``key`` as soon as possible."""
+        """Ask for a reconcile of ``key`` as soon as possible (an event of the object)."""
+        self.gone.discard(key)
+        self._trigger(key)
+
+    def trigger_owner(self, key: Key) -> None:
+        """An event of an object that ``key`` owns: a reconcile, unless ``key`` is gone."""
+        if key not in self.gone:
+            self._trigger(key)
+
+    def _trigger(self, key: Key) -> None:
         slot = self.slots.setdefault(key, _Slot())
         if slot.running:
             slot.again = True
@@ -76,6 +89,7 @@ class Scheduler:
 
     def forget(self, key: Key) -> None:
         """The object is gone: drop its timer and its metric series."""
+        self.gone.add(key)
         slot = self.slots.pop(key, None)
         if slot is not None:
             self._cancel_timer(slot)
@@ -98,7 +112,7 @@ class Scheduler:
             return
         slot.timer = None
         slot.due = None
-        self.trigger(key)
+        self._trigger(key)
 
     @staticmethod
     def _cancel_timer(slot: _Slot) -> None:
@@ -115,12 +129,14 @@ class Scheduler:
                 if key not in self.slots:
                     return
                 if not slot.again:
-                    self.after(key, delay)
+                    if delay is not None:
+                        self.after(key, delay)
                     return
         finally:
             slot.running = False
 
-    async def _once(self, key: Key, slot: _Slot) -> float:
+    async def _once(self, key: Key, slot: _Slot) -> float | None:
+        """One reconcile; the seconds until the next, or None for none until an event."""
         namespace, name = key
         if not self.gate():
             # Another replica leads: ask again soon, so that this one acts within a second
@@ -128,7 +144,7 @@ class Scheduler:
             return FOLLOWER_RECHECK
         try:
             with metrics.RECONCILE_SECONDS.labels(self.name).time():
-                requeue = await asyncio.to_thread(self.reconcile, namespace, name)
+                result = await asyncio.to_thread(self.reconcile, namespace, name)
         except errors.TemporaryError as exc:
             metrics.RECONCILES.labels(self.name, "retry").inc()
             metrics.RECONCILE_ERRORS.labels(self.name).inc()
@@ -146,6 +162,13 @@ class Scheduler:
             return delay
         metrics.RECONCILES.labels(self.name, "ok").inc()
         slot.failures = 0
-        if requeue is None:
-            return self.resync
-        return min(requeue, self.resync)
+        match result:
+            case outcome.Gone():
+                self.forget(key)
+                return None
+            case outcome.Requeue(after=seconds):
+                return min(seconds, self.resync)
+            case outcome.Done(resync=True):
+                return self.resync
+            case _:
+                return None

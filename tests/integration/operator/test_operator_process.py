@@ -40,12 +40,12 @@ def test_health_metrics_and_json_logs(cluster: Cluster, namespace: str, tmp_path
         def exported():
             text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).text
             counted = 'modelrollout_reconcile_total{kind="ModelDeployment",result="ok"}' in text
-            return text if counted and 'phase="NonProduction"} 1' in text else None
+            return text if counted and 'phase="NonProduction"} 1.0' in text else None
 
         text = poll_until(exported, timeout=60, message="phase and reconciles exported")
         phase = (
             f'modelrollout_phase{{kind="ModelDeployment",name="fraud-scorer",'
-            f'namespace="{namespace}",phase="NonProduction"}} 1'
+            f'namespace="{namespace}",phase="NonProduction"}} 1.0'
         )
         assert phase in text
     assert process.returncode == 0

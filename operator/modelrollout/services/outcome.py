@@ -1,0 +1,122 @@
+"""What a reconcile tells the scheduler, and what it does with a body it cannot read.
+
+A reconcile ends in one of three results:
+
+* :class:`Done`: nothing to do until something changes; the object is looked at again
+  after the resync period, unless ``resync`` is False (an invalid object waits for an edit);
+* :class:`Requeue`: run again after ``after`` seconds (a bake step ends, a Job is polled);
+* :class:`Gone`: the object is deleted; the scheduler forgets it, and events of the objects
+  it owned (which the garbage collector deletes next) do not bring it back.
+
+A body that the API models refuse (the CRDs in the cluster are older or newer than the
+operator, say) is not retried in a loop: it gets an ``Invalid`` condition that names the
+field, one Warning Event, and no reconcile until the object changes. Errors of the API
+server are mapped onto temporary and permanent ones in :mod:`modelrollout.services.kube`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from modelrollout.core.api.common import Condition
+from modelrollout.core.conditions import get_condition, set_condition
+from modelrollout.services.kube import Kube
+
+CONDITION_INVALID = "Invalid"
+REASON_INVALID_SPEC = "InvalidSpec"
+REASON_VALID = "Valid"
+
+
+@dataclass(frozen=True)
+class Done:
+    resync: bool = True
+
+
+@dataclass(frozen=True)
+class Requeue:
+    after: float
+
+
+@dataclass(frozen=True)
+class Gone:
+    pass
+
+
+Result = Done | Requeue | Gone
+
+
+def after(seconds: float | None) -> Result:
+    """`Requeue` after `seconds`, or `Done` when no time is set."""
+    return Done() if seconds is None else Requeue(seconds)
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error as one line naming each field: ``spec.stages.baking: ...``."""
+    parts = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "the object"
+        parts.append(f"{path}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def readable(raw: dict[str, Any], status_model: type[BaseModel]) -> dict[str, Any]:
+    """The object as the API models read it. The status keeps only the fields this version
+    knows (one written by another version of the operator is still read), without kopf's
+    stanza and without an earlier Invalid condition (a body that is read is valid)."""
+    body: dict[str, Any] = {
+        k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in raw
+    }
+    status = raw.get("status") or {}
+    known = {f.alias or n for n, f in status_model.model_fields.items()} - {"kopf"}
+    kept = {k: v for k, v in status.items() if k in known}
+    if "conditions" in kept:
+        kept["conditions"] = [
+            c for c in kept["conditions"] or [] if c.get("type") != CONDITION_INVALID
+        ]
+    if kept:
+        body["status"] = kept
+    return body
+
+
+def mark_invalid(
+    kube: Kube, plural: str, raw: dict[str, Any], message: str, now: datetime
+) -> Result:
+    """Record that the object cannot be read: an Invalid condition and one Warning Event,
+    once per generation; then wait for the object to change."""
+    meta = raw["metadata"]
+    generation = int(meta.get("generation") or 1)
+    status = raw.get("status") or {}
+    conditions = []
+    for item in status.get("conditions") or []:
+        try:
+            conditions.append(Condition.model_validate(item))
+        except ValidationError:
+            continue  # a condition this version cannot read is replaced below
+    current = get_condition(conditions, CONDITION_INVALID)
+    unchanged = (
+        current is not None
+        and current.status == "True"
+        and current.message == message
+        and status.get("observedGeneration") == generation
+    )
+    if not unchanged:
+        conditions = set_condition(
+            conditions,
+            type=CONDITION_INVALID,
+            status="True",
+            reason=REASON_INVALID_SPEC,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+        patch = {
+            "observedGeneration": generation,
+            "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions],
+        }
+        kube.patch_status(plural, meta["namespace"], meta["name"], patch)
+        kube.event(raw, type_="Warning", reason=REASON_INVALID_SPEC, message=message, now=now)
+    return Done(resync=False)
