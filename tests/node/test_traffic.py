@@ -52,7 +52,14 @@ def test_replica_ratio_split_through_the_live_service(
     poll_until(four_ready, timeout=90, interval=0.5, message="3 stable and 1 candidate pods")
     live = get(cluster, namespace, "service", "md")
     url = f"http://{live['spec']['clusterIP']}:80"
-    poll_until(lambda: _both_answer(url), timeout=30, message="the live Service reaches both")
+    # kube-proxy programs the Service's new endpoints within a second or so; until then a
+    # connection may be refused (the Service range is a local route on the node).
+    poll_until(
+        lambda: _both_answer(url),
+        timeout=30,
+        message="the live Service reaches both",
+        ignore=(ConnectionRefusedError,),
+    )
 
     before = served_by_pod(cluster, namespace, "modelrollout.io/name=md")
     seen = split(url, 400)
