@@ -37,9 +37,8 @@ from modelrollout.core.api.replaytest import (
 from modelrollout.core.clock import parse_rfc3339, rfc3339
 from modelrollout.core.conditions import set_condition
 from modelrollout.core.replay import cliargs
-from modelrollout.core.replay import criteria as replay_criteria
 from modelrollout.core.replay.options import ReplayOptions
-from modelrollout.core.replay.result import ReplayResult, merge_results
+from modelrollout.core.replay.result import ReplayResult, evaluate, merge_results
 
 LABEL_REPLAY_TEST = "modelrollout.io/replaytest"
 LABEL_REPLAY_UID = "modelrollout.io/replaytest-uid"
@@ -412,7 +411,7 @@ def conclude(
         return out
     results = [s.result for s in shards if s.result is not None]
     merged = merge_results(results)
-    verdict = replay_criteria.evaluate(merged, spec.success_criteria)
+    verdict = evaluate(merged, spec.success_criteria)
     status.result = summarize(merged)
     status.phase = "Succeeded"
     status.verdict = "Passed" if verdict.passed else "Failed"

@@ -2,6 +2,6 @@
 
 import sys
 
-from modelrollout.cli.serve_model import main
+from modelrollout.modelserver.command import main
 
 sys.exit(main())

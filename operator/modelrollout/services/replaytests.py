@@ -20,13 +20,12 @@ from modelrollout.core.api.replaytest import ReplayTest, ReplayTestSpec, ReplayT
 from modelrollout.core.clock import utcnow
 from modelrollout.core.conditions import get_condition, set_condition
 from modelrollout.core.references import missing_message, replay_test_refs
-from modelrollout.services import outcome
+from modelrollout.services import reconciling
 from modelrollout.services.config import OperatorConfig
 from modelrollout.services.executors import KINDS, ReplayExecutor, ReplayRun, UnknownExecutor
 from modelrollout.services.executors.job import JobExecutor
 from modelrollout.services.executors.local import LocalExecutor
 from modelrollout.services.kube import Kube
-from modelrollout.services.rollouts import find_missing, status_payload
 
 LABEL_REPLAY_TEST = replayjob.LABEL_REPLAY_TEST
 POLL_SECONDS = 2.0
@@ -64,27 +63,27 @@ class ReplayTestService:
         self.kube = kube
         self.executor = executor
 
-    def reconcile(self, namespace: str, name: str) -> outcome.Result:
+    def reconcile(self, namespace: str, name: str) -> reconciling.Result:
         raw = self.kube.get_custom(replaytest.PLURAL, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
-            return outcome.Gone()
+            return reconciling.Gone()
         generation = int(raw["metadata"].get("generation") or 1)
         try:
-            body = ReplayTest.model_validate(outcome.readable(raw, ReplayTestStatus))
+            body = ReplayTest.model_validate(reconciling.readable(raw, ReplayTestStatus))
         except ValidationError as err:
-            return outcome.mark_invalid(
-                self.kube, replaytest.PLURAL, raw, outcome.describe(err), utcnow()
+            return reconciling.mark_invalid(
+                self.kube, replaytest.PLURAL, raw, reconciling.describe(err), utcnow()
             )
         spec = body.spec
         status = body.status or ReplayTestStatus()
         if status.observed_generation != generation:
             status = ReplayTestStatus(conditions=status.conditions)
         elif status.phase in ("Succeeded", "Failed"):
-            return outcome.Done(resync=False)  # a finished replay changes only with its spec
+            return reconciling.Done(resync=False)  # a finished replay changes only with its spec
         now = utcnow()
         events: list[tuple[str, str, str]] = []
         requeue: float | None = POLL_SECONDS
-        missing = find_missing(self.kube, namespace, replay_test_refs(spec))
+        missing = reconciling.find_missing(self.kube, namespace, replay_test_refs(spec))
         if missing:
             message = missing_message(missing)
             previous = get_condition(status.conditions, replayjob.READY)
@@ -146,10 +145,10 @@ class ReplayTestService:
                     requeue = None
         for type_, reason, message in events:
             self.kube.event(raw, type_=type_, reason=reason, message=message, now=now)
-        patch = status_payload(status, raw.get("status"))
+        patch = reconciling.status_payload(status, raw.get("status"))
         if patch is not None:
             self.kube.patch_status(replaytest.PLURAL, namespace, name, patch)
-        return outcome.after(requeue)
+        return reconciling.after(requeue)
 
     def _run(self, raw: dict[str, Any], spec: ReplayTestSpec, generation: int) -> ReplayRun:
         meta = raw["metadata"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from modelrollout.core import names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
@@ -22,8 +22,8 @@ from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeployme
 from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import parse_rfc3339, utcnow
 from modelrollout.core.conditions import get_condition
-from modelrollout.core.references import Reference, model_deployment_refs
-from modelrollout.services import baking, metrics, outcome
+from modelrollout.core.references import model_deployment_refs
+from modelrollout.services import baking, metrics, reconciling
 from modelrollout.services.kube import Kube
 
 
@@ -34,50 +34,12 @@ class Settings:
     wait_for_ready: bool = True
 
 
-def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Reference]:
-    """The references whose object (or key) does not exist."""
-    missing: list[Reference] = []
-    cache: dict[tuple[str, str], dict[str, Any] | None] = {}
-    for ref in refs:
-        key = (ref.kind, ref.name)
-        if key not in cache:
-            getter = kube.get_config_map if ref.kind == "ConfigMap" else kube.get_secret
-            cache[key] = getter(namespace, ref.name)
-        obj = cache[key]
-        if obj is None or (
-            ref.key is not None
-            and ref.key not in (obj.get("data") or {})
-            and ref.key not in (obj.get("binaryData") or {})
-        ):
-            missing.append(ref)
-    return missing
-
-
 USER_FIELDS: dict[str, Any] = {
     "approvals": [],
     "aborted": False,
     "resumedAt": None,
     "retryRequestedAt": None,
 }
-
-
-def status_payload(status: BaseModel, old: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The merge patch for a status, or None when nothing changed.
-
-    Keys the model knows but leaves unset are sent as null so they are removed; the
-    framework's own ``kopf`` stanza is never touched.
-    """
-    new = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
-    current = {k: v for k, v in (old or {}).items() if k != "kopf"}
-    comparable = {k: v for k, v in new.items() if v is not None}
-    if comparable == current:
-        return None
-    # Fields that kubectl modelrollout writes are sent only when the decision changed
-    # them, so a command given during a reconcile is not overwritten.
-    for key, default in USER_FIELDS.items():
-        if new.get(key) == current.get(key, default):
-            new.pop(key, None)
-    return new
 
 
 def _replay_view(obj: dict[str, Any] | None) -> rollout.ReplayView | None:
@@ -100,18 +62,18 @@ class RolloutService:
         self.kube = kube
         self.settings = settings or Settings()
 
-    def reconcile(self, namespace: str, name: str) -> outcome.Result:
+    def reconcile(self, namespace: str, name: str) -> reconciling.Result:
         """One reconcile; says when the next one is due."""
         raw = self.kube.get_custom(modeldeployment.PLURAL, namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
-            return outcome.Gone()
+            return reconciling.Gone()
         try:
-            md = ModelDeployment.model_validate(outcome.readable(raw, ModelDeploymentStatus))
+            md = ModelDeployment.model_validate(reconciling.readable(raw, ModelDeploymentStatus))
         except ValidationError as err:
-            return outcome.mark_invalid(
-                self.kube, modeldeployment.PLURAL, raw, outcome.describe(err), utcnow()
+            return reconciling.mark_invalid(
+                self.kube, modeldeployment.PLURAL, raw, reconciling.describe(err), utcnow()
             )
-        missing = find_missing(self.kube, namespace, model_deployment_refs(md.spec))
+        missing = reconciling.find_missing(self.kube, namespace, model_deployment_refs(md.spec))
         stable = self.kube.get_deployment(namespace, names.stable_name(name))
         candidate = self.kube.get_deployment(namespace, names.candidate_name(name))
         replay_name = md.status.replay_test if md.status else None
@@ -149,10 +111,10 @@ class RolloutService:
                 raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now
             )
         _export_metrics(namespace, name, md.status, decision.status, observed.now)
-        patch = status_payload(decision.status, raw.get("status"))
+        patch = reconciling.status_payload(decision.status, raw.get("status"), USER_FIELDS)
         if patch is not None:
             self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
-        return outcome.after(decision.requeue_after)
+        return reconciling.after(decision.requeue_after)
 
 
 TALLIES = (

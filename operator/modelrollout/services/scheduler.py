@@ -9,7 +9,7 @@ controller-runtime does with ``RequeueAfter``:
 * at most one reconcile per key runs at a time; triggers that arrive meanwhile collapse
   into one more run afterwards;
 * the earliest requested time wins;
-* a reconcile says what comes next (:mod:`.outcome`): ``Requeue`` after some seconds,
+* a reconcile says what comes next (:mod:`.reconciling`): ``Requeue`` after some seconds,
   ``Done`` (the resync period, or nothing until an event for an object waiting to be
   fixed), or ``Gone``, which forgets the key;
 * errors are retried with the delay a ``TemporaryError`` carries, or with backoff;
@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelrollout.core import errors
-from modelrollout.services import metrics, outcome
+from modelrollout.services import metrics, reconciling
 
 Key = tuple[str, str]
-ReconcileFn = Callable[[str, str], outcome.Result]
+ReconcileFn = Callable[[str, str], reconciling.Result]
 
 log = logging.getLogger("modelrollout.scheduler")
 
@@ -163,12 +163,12 @@ class Scheduler:
         metrics.RECONCILES.labels(self.name, "ok").inc()
         slot.failures = 0
         match result:
-            case outcome.Gone():
+            case reconciling.Gone():
                 self.forget(key)
                 return None
-            case outcome.Requeue(after=seconds):
+            case reconciling.Requeue(after=seconds):
                 return min(seconds, self.resync)
-            case outcome.Done(resync=True):
+            case reconciling.Done(resync=True):
                 return self.resync
             case _:
                 return None

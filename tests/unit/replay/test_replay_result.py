@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from modelrollout.cli.replay import add_replay_arguments, build_job, format_summary
 from modelrollout.core.replay.accumulator import ReplayAccumulator, classify_response
 from modelrollout.core.replay.cliargs import replay_args
-from modelrollout.core.replay.criteria import SuccessCriteria, evaluate
+from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.quality import Prediction, PredictionReader
 from modelrollout.core.replay.rates import RateSpec, parse_pattern
@@ -22,6 +22,7 @@ from modelrollout.core.replay.result import (
     MalformedLine,
     ReplayResult,
     RunInfo,
+    evaluate,
     format_result_line,
     merge_results,
     parse_result_line,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from modelrollout.core import errors
-from modelrollout.services import outcome
+from modelrollout.services import reconciling
 from modelrollout.services.scheduler import Scheduler
 from support.wait import async_poll_until
 
@@ -13,7 +13,9 @@ from support.wait import async_poll_until
 class Recorder:
     """A reconcile function that records calls and can be held inside a call."""
 
-    def __init__(self, requeue: float | None = None, result: outcome.Result | None = None) -> None:
+    def __init__(
+        self, requeue: float | None = None, result: reconciling.Result | None = None
+    ) -> None:
         self.calls: list[tuple[str, str]] = []
         self.running = 0
         self.max_running = 0
@@ -24,7 +26,7 @@ class Recorder:
         self.fail_times = 0
         self.result = result
 
-    def __call__(self, namespace: str, name: str) -> outcome.Result:
+    def __call__(self, namespace: str, name: str) -> reconciling.Result:
         with self.lock:
             self.calls.append((namespace, name))
             self.running += 1
@@ -34,7 +36,7 @@ class Recorder:
             if self.fail_times > 0:
                 self.fail_times -= 1
                 raise errors.TemporaryError("not yet", delay=0.05)
-            return self.result or outcome.after(self.requeue)
+            return self.result or reconciling.after(self.requeue)
         finally:
             with self.lock:
                 self.running -= 1
@@ -110,7 +112,7 @@ async def test_a_follower_runs_nothing_until_it_leads(monkeypatch):
 
 
 async def test_gone_forgets_the_key_and_owned_objects_do_not_bring_it_back():
-    rec = Recorder(result=outcome.Gone())
+    rec = Recorder(result=reconciling.Gone())
     scheduler = Scheduler("test", rec, resync=0.05)
     key = ("ns", "deleted")
     scheduler.trigger(key)
@@ -121,14 +123,14 @@ async def test_gone_forgets_the_key_and_owned_objects_do_not_bring_it_back():
     assert key not in scheduler.slots
     assert rec.calls == [key]
     # the object itself appears again (created anew): it is reconciled again
-    rec.result = outcome.Done(resync=False)
+    rec.result = reconciling.Done(resync=False)
     scheduler.trigger(key)
     await async_poll_until(lambda: len(rec.calls) == 2, timeout=5, message="reconciled again")
     scheduler.forget(key)
 
 
 async def test_an_object_waiting_for_an_edit_is_not_resynced():
-    rec = Recorder(result=outcome.Done(resync=False))
+    rec = Recorder(result=reconciling.Done(resync=False))
     scheduler = Scheduler("test", rec, resync=0.01)
     key = ("ns", "invalid")
     scheduler.trigger(key)

@@ -1,5 +1,5 @@
 from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
-from modelrollout.services.rollouts import status_payload
+from modelrollout.services.reconciling import status_payload
 
 
 def test_unchanged_status_is_not_written_again():

@@ -6,13 +6,14 @@ defined here, and everything it reports is derived from them. The public surface
 the operator is re-exported below.
 """
 
-from modelrollout.core.replay.criteria import CheckResult, SuccessCriteria, Verdict, evaluate
+from modelrollout.core.replay.criteria import CheckResult, SuccessCriteria, Verdict
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.rates import RatePattern, RateSpec, RateStep, parse_pattern
 from modelrollout.core.replay.result import (
     RESULT_LINE_PREFIX,
     SCHEMA_VERSION,
     ReplayResult,
+    evaluate,
     format_result_line,
     merge_results,
     parse_result_line,

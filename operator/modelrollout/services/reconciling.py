@@ -1,4 +1,9 @@
-"""What a reconcile tells the scheduler, and what it does with a body it cannot read.
+"""What both kinds' reconciles share: the shape of a reconcile, and its common steps.
+
+Each reconcile reads its object, validates it, resolves its references, runs a pure
+``decide``, carries out the actions and writes the status once. The shared steps are here:
+:func:`readable` and :func:`mark_invalid` (a body the models refuse), :func:`find_missing`
+(references to ConfigMaps and Secrets), :func:`status_payload` (the one status write).
 
 A reconcile ends in one of three results:
 
@@ -16,6 +21,7 @@ server are mapped onto temporary and permanent ones in :mod:`modelrollout.servic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from modelrollout.core.api.common import Condition
 from modelrollout.core.conditions import get_condition, set_condition
+from modelrollout.core.references import Reference
 from modelrollout.services.kube import Kube
 
 CONDITION_INVALID = "Invalid"
@@ -120,3 +127,43 @@ def mark_invalid(
         kube.patch_status(plural, meta["namespace"], meta["name"], patch)
         kube.event(raw, type_="Warning", reason=REASON_INVALID_SPEC, message=message, now=now)
     return Done(resync=False)
+
+
+def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Reference]:
+    """The references whose object (or key) does not exist."""
+    missing: list[Reference] = []
+    cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for ref in refs:
+        key = (ref.kind, ref.name)
+        if key not in cache:
+            getter = kube.get_config_map if ref.kind == "ConfigMap" else kube.get_secret
+            cache[key] = getter(namespace, ref.name)
+        obj = cache[key]
+        if obj is None or (
+            ref.key is not None
+            and ref.key not in (obj.get("data") or {})
+            and ref.key not in (obj.get("binaryData") or {})
+        ):
+            missing.append(ref)
+    return missing
+
+
+def status_payload(
+    status: BaseModel, old: dict[str, Any] | None, user_fields: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The merge patch for a status, or None when nothing changed.
+
+    Keys the model knows but leaves unset are sent as null so they are removed; the
+    framework's own ``kopf`` stanza is never touched.
+    """
+    new = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
+    current = {k: v for k, v in (old or {}).items() if k != "kopf"}
+    comparable = {k: v for k, v in new.items() if v is not None}
+    if comparable == current:
+        return None
+    # Fields that kubectl modelrollout writes (`user_fields`, with their defaults) are sent
+    # only when the decision changed them, so a command given meanwhile is not overwritten.
+    for key, default in (user_fields or {}).items():
+        if new.get(key) == current.get(key, default):
+            new.pop(key, None)
+    return new

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from factories import BASE
 from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
-from modelrollout.services import outcome
+from modelrollout.services import reconciling
 
 
 def test_a_status_from_another_version_is_read_without_what_this_one_does_not_know():
@@ -27,7 +27,7 @@ def test_a_status_from_another_version_is_read_without_what_this_one_does_not_kn
     }  # fmt: skip
     with pytest.raises(ValidationError):
         ModelDeployment.model_validate(raw)  # the strict model refuses the unknown field
-    md = ModelDeployment.model_validate(outcome.readable(raw, ModelDeploymentStatus))
+    md = ModelDeployment.model_validate(reconciling.readable(raw, ModelDeploymentStatus))
     assert md.status is not None
     assert md.status.phase == "Baking"
     assert [c.type for c in md.status.conditions] == ["Ready"]  # an earlier Invalid is dropped
@@ -37,13 +37,13 @@ def test_a_validation_error_names_the_field():
     raw = {**BASE, "spec": {**BASE["spec"], "workload": {"replicas": -1, "template": {}}}}
     with pytest.raises(ValidationError) as caught:
         ModelDeployment.model_validate(raw)
-    message = outcome.describe(caught.value)
+    message = reconciling.describe(caught.value)
     assert message.startswith("spec.workload.replicas: ")
     assert "greater than or equal to 0" in message
 
 
 @pytest.mark.parametrize(
-    ("seconds", "expected"), [(None, outcome.Done()), (2.5, outcome.Requeue(2.5))]
+    ("seconds", "expected"), [(None, reconciling.Done()), (2.5, reconciling.Requeue(2.5))]
 )
 def test_after(seconds, expected):
-    assert outcome.after(seconds) == expected
+    assert reconciling.after(seconds) == expected
