@@ -9,7 +9,7 @@ kube-scheduler) as plain processes on loopback ports:
   authorises with Node,RBAC; the certificates are made with the ``openssl`` CLI;
 * kube-controller-manager runs every default controller with per-controller ServiceAccount
   credentials, so Deployments get ReplicaSets and Pods, Jobs get Pods, garbage collection
-  and namespace deletion work. There is no kubelet: Pods stay Pending.
+  and namespace deletion work. On its own it has no kubelet: Pods stay Pending.
 
 ``hack/cluster.py`` adds a real node (``hack/node.py``): it starts the control plane with
 ``address=NODE_IP`` and ``scheduler=True``, so the API server binds to and advertises the node
