@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from factories import model_deployment
 from support.cluster import REPO_ROOT, Cluster
 from support.kube import get
 from support.wait import poll_until
@@ -111,30 +112,14 @@ def node_model_deployment(
     steps: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The tests' ModelDeployment (named md) with real model pods, a short replay and a bake."""
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "md"},
-        "spec": {
-            "model": {"name": "model", "version": version},
-            "workload": {
-                "replicas": replicas,
-                "template": model_template(image, version, *extra),
-            },
-            "serving": {"predictPath": PREDICT},
-            "stages": {
-                "nonProduction": {
-                    "replay": {
-                        "events": {"configMapKeyRef": {"name": "events", "key": "events.jsonl"}},
-                        "rate": {"rate": 100, "count": 100},
-                        "predictionPath": "predictions.0",
-                        "successCriteria": {"maxErrorRate": 0.01},
-                    }
-                },
-                "baking": {"steps": steps or [{"weight": 50, "duration": "2s"}]},
-            },
-        },
-    }
+    md = model_deployment(version)
+    spec = md["spec"]
+    spec["workload"] = {"replicas": replicas, "template": model_template(image, version, *extra)}
+    replay = spec["stages"]["nonProduction"]["replay"]
+    replay["rate"] = {"rate": 100, "count": 100}
+    replay["successCriteria"] = {"maxErrorRate": 0.01}
+    spec["stages"]["baking"] = {"steps": steps or [{"weight": 50, "duration": "2s"}]}
+    return md
 
 
 def route(hostname: str, service_prefix: str = "md") -> dict[str, Any]:
