@@ -10,7 +10,9 @@ patch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from modelrollout.core.api.common import Condition, ConditionStatus
 from modelrollout.core.clock import rfc3339
@@ -51,3 +53,49 @@ def get_condition(conditions: Iterable[Condition], type: str) -> Condition | Non
 def is_true(conditions: Iterable[Condition], type: str) -> bool:
     found = get_condition(conditions, type)
     return found is not None and found.status == "True"
+
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An Event a decision asks for."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass
+class Recorder:
+    """The conditions and Events one decision writes, for one generation at one instant.
+
+    Both kinds' decisions record through it, so a condition is always set the same way
+    (``lastTransitionTime`` kept while the status stays, ``observedGeneration`` set)."""
+
+    conditions: list[Condition]
+    generation: int | None
+    now: datetime
+    events: list[EventRecord] = field(default_factory=list)
+
+    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
+        """Set a condition: True, False, or Unknown when ``ok`` is None."""
+        status: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
+        self.conditions = set_condition(
+            self.conditions,
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            generation=self.generation,
+            now=self.now,
+        )
+
+    def event(self, type_: EventType, reason: str, message: str) -> None:
+        self.events.append(EventRecord(type_, reason, message))
+
+    def changed(self, type_: str, message: str) -> bool:
+        """Whether the condition of ``type_`` says something else than ``message`` now."""
+        current = get_condition(self.conditions, type_)
+        return current is None or current.message != message

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from modelrollout.core import reasons
 from modelrollout.core.api.modeldeployment import ModelDeploymentSpec
 from modelrollout.core.api.replaytest import ReplaySettings, ReplayTestSpec
+from modelrollout.core.conditions import Recorder
 
 RefKind = Literal["ConfigMap", "Secret"]
 _KEY_REFS: tuple[tuple[str, RefKind], ...] = (
@@ -124,3 +126,20 @@ def replay_test_refs(spec: ReplayTestSpec) -> list[Reference]:
 
 def missing_message(missing: list[Reference]) -> str:
     return "; ".join(f"{ref.describe()} not found" for ref in missing)
+
+
+def resolved(record: Recorder, missing: list[Reference], *, also: tuple[str, ...] = ()) -> bool:
+    """Record whether every reference was found: the ``ReferencesResolved`` condition (and
+    the conditions in ``also``, set False while something is missing), with a Warning Event
+    each time the list of missing objects changes. True when nothing is missing."""
+    if not missing:
+        record.condition(
+            reasons.REFERENCES, True, reasons.REFERENCES_FOUND, "every referenced object exists"
+        )
+        return True
+    message = missing_message(missing)
+    if record.changed(reasons.REFERENCES, message):
+        record.event("Warning", reasons.MISSING_REFERENCE, message)
+    for type_ in (reasons.REFERENCES, *also):
+        record.condition(type_, False, reasons.MISSING_REFERENCE, message)
+    return False

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from modelrollout.core import analysis, names, traffic, workloads
+from modelrollout.core import analysis, names, reasons, traffic, workloads
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import (
     API_VERSION,
-    ConditionStatus,
     Endpoint,
     ServiceEndpoint,
 )
@@ -47,47 +46,11 @@ from modelrollout.core.api.modeldeployment import (
 )
 from modelrollout.core.api.replaytest import ReplaySummary, ReplayTestSpec
 from modelrollout.core.clock import parse_rfc3339, rfc3339
-from modelrollout.core.conditions import get_condition, set_condition
-from modelrollout.core.references import Reference, missing_message
+from modelrollout.core.conditions import EventRecord, EventType, Recorder, get_condition
+from modelrollout.core.references import Reference, missing_message, resolved
 
-EventType = Literal["Normal", "Warning"]
 Probe = tuple[float | None, str | None]
 """One measurement as taken: the value (None for no data) or the error of the query."""
-
-# Condition types
-READY = "Ready"
-PROGRESSING = "Progressing"
-REFERENCES = "ReferencesResolved"
-REPLAY_PASSED = "ReplayPassed"
-PAUSED = "Paused"
-
-# Reasons (constants, so tests and users can rely on them)
-REASON_MISSING_REFERENCE = "MissingReference"
-REASON_REFERENCES_FOUND = "ReferencesFound"
-REASON_NEW_CANDIDATE = "NewCandidate"
-REASON_WAITING_FOR_CANDIDATE = "WaitingForCandidate"
-REASON_REPLAY_CREATED = "ReplayTestCreated"
-REASON_REPLAY_RUNNING = "ReplayRunning"
-REASON_REPLAY_PASSED = "ReplayPassed"
-REASON_REPLAY_FAILED = "ReplayFailed"
-REASON_PROMOTED = "Promoted"
-REASON_ROLLED_BACK = "RolledBack"
-REASON_BAKING = "Baking"
-REASON_STAGE_TIMEOUT = "StageTimeout"
-REASON_STABLE = "StableServing"
-REASON_NO_STABLE = "NoStableVersion"
-REASON_PAUSED = "PausedBySpec"
-REASON_NOT_PAUSED = "NotPaused"
-REASON_GATE_WAITING = "GateWaiting"
-REASON_STEP_ADVANCED = "StepAdvanced"
-REASON_SLO_BREACH = "SLOBreach"
-REASON_INCONCLUSIVE = "Inconclusive"
-REASON_ABORTED = "Aborted"
-REASON_RESUMED = "Resumed"
-REASON_RETRY = "Retry"
-REASON_FAILED = "Failed"
-REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
-TRIGGER_REASONS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
 
 HISTORY_LIMIT = 10
 BASELINE_CRITERIA = frozenset(
@@ -148,13 +111,6 @@ class Observed:
     measurements: Mapping[str, Probe] | None = None
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    type: EventType
-    reason: str
-    message: str
-
-
 @dataclass
 class Decision:
     status: ModelDeploymentStatus
@@ -175,21 +131,16 @@ class _Step:
         self.status = old.model_copy(deep=True)
         self.before = {c.type: c for c in old.conditions}
         self.decision = Decision(status=self.status)
-
-    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
-        status: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
-        self.status.conditions = set_condition(
-            self.status.conditions,
-            type=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            generation=self.generation,
-            now=self.o.now,
+        self.record = Recorder(
+            self.status.conditions, self.generation, observed.now, self.decision.events
         )
 
+    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
+        self.record.condition(type_, ok, reason, message)
+        self.status.conditions = self.record.conditions
+
     def event(self, type_: EventType, reason: str, message: str) -> None:
-        self.decision.events.append(EventRecord(type_, reason, message))
+        self.record.event(type_, reason, message)
         self.status.message = message
 
     def requeue(self, seconds: float) -> None:
@@ -225,18 +176,13 @@ def decide(observed: Observed) -> Decision:
     status = step.status
     spec = observed.md.spec
 
-    if observed.missing:
-        message = missing_message(observed.missing)
-        previous = get_condition(status.conditions, REFERENCES)
-        if previous is None or previous.message != message:
-            step.event("Warning", REASON_MISSING_REFERENCE, message)
-        step.condition(REFERENCES, False, REASON_MISSING_REFERENCE, message)
-        step.condition(READY, False, REASON_MISSING_REFERENCE, message)
-        status.message = message
+    found = resolved(step.record, observed.missing, also=(reasons.READY,))
+    status.conditions = step.record.conditions
+    if not found:
+        status.message = missing_message(observed.missing)
         status.observed_generation = step.generation
         step.requeue(MISSING_RETRY_SECONDS)
         return step.decision
-    step.condition(REFERENCES, True, REASON_REFERENCES_FOUND, "every referenced object exists")
 
     _pause_state(step)
 
@@ -245,7 +191,7 @@ def decide(observed: Observed) -> Decision:
     _retry_if_requested(step, desired_hash)
 
     if status.aborted and status.phase in ("NonProduction", "Baking"):
-        _roll_back(step, REASON_ABORTED, "aborted with kubectl modelrollout abort")
+        _roll_back(step, reasons.ABORTED, "aborted with kubectl modelrollout abort")
     elif status.phase == "NonProduction" and not spec.paused:
         _non_production(step)
     elif status.phase == "Baking":
@@ -262,10 +208,10 @@ def _pause_state(step: _Step) -> None:
     until ``kubectl modelrollout resume`` (status.resumedAt) lifts it; a gate re-checks
     itself every reconcile."""
     status = step.status
-    previous = step.before.get(PAUSED)
-    sticky = (REASON_INCONCLUSIVE, REASON_SLO_BREACH, *TRIGGER_REASONS)
+    previous = step.before.get(reasons.PAUSED)
+    sticky = (reasons.INCONCLUSIVE, reasons.SLO_BREACH, *reasons.TRIGGERS)
     if step.md.spec.paused:
-        step.condition(PAUSED, True, REASON_PAUSED, "spec.paused is true")
+        step.condition(reasons.PAUSED, True, reasons.PAUSED_BY_SPEC, "spec.paused is true")
     elif previous is not None and previous.status == "True" and previous.reason in sticky:
         resumed = status.resumed_at is not None and parse_rfc3339(
             status.resumed_at
@@ -276,11 +222,11 @@ def _pause_state(step: _Step) -> None:
                 for r in status.analysis
             ]
             step.condition(
-                PAUSED, False, REASON_RESUMED, "resumed with kubectl modelrollout resume"
+                reasons.PAUSED, False, reasons.RESUMED, "resumed with kubectl modelrollout resume"
             )
-            step.event("Normal", REASON_RESUMED, "the bake resumes")
+            step.event("Normal", reasons.RESUMED, "the bake resumes")
     else:
-        step.condition(PAUSED, False, REASON_NOT_PAUSED, "")
+        step.condition(reasons.PAUSED, False, reasons.NOT_PAUSED, "")
 
 
 def _retry_if_requested(step: _Step, desired_hash: str) -> None:
@@ -302,10 +248,10 @@ def _retry_if_requested(step: _Step, desired_hash: str) -> None:
     status.analysis = []
     status.last_analysis_at = None
     status.aborted = False
-    step.condition("RolledBack", False, REASON_RETRY, "retried")
+    step.condition("RolledBack", False, reasons.RETRY, "retried")
     step.event(
         "Normal",
-        REASON_RETRY,
+        reasons.RETRY,
         f"retrying version {status.candidate_version} (attempt {status.attempt})",
     )
     if step.md.spec.stages.non_production.enabled:
@@ -349,7 +295,7 @@ def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
     )
     step.event(
         "Normal",
-        REASON_NEW_CANDIDATE,
+        reasons.NEW_CANDIDATE,
         f"version {spec.model.version} ({desired_hash}) is the new candidate",
     )
     if spec.stages.non_production.enabled:
@@ -366,7 +312,7 @@ def _non_production(step: _Step) -> None:
     timeout = parse_duration(stage.timeout)
     if step.elapsed(status.stage_started_at) > timeout:
         _roll_back(
-            step, REASON_STAGE_TIMEOUT, f"NonProduction did not finish within {stage.timeout}"
+            step, reasons.STAGE_TIMEOUT, f"NonProduction did not finish within {stage.timeout}"
         )
         return
     candidate = step.o.candidate
@@ -380,14 +326,14 @@ def _non_production(step: _Step) -> None:
         if step.elapsed(status.stage_started_at) > parse_duration(deadline):
             _fail(
                 step,
-                REASON_PROGRESS_DEADLINE,
+                reasons.PROGRESS_DEADLINE,
                 f"the candidate pods were not ready within {deadline}",
             )
             return
         step.condition(
-            REPLAY_PASSED,
+            reasons.REPLAY_PASSED,
             None,
-            REASON_WAITING_FOR_CANDIDATE,
+            reasons.WAITING_FOR_CANDIDATE,
             "waiting for the candidate pods to be ready",
         )
         status.message = f"waiting for the candidate {status.candidate_version} to be ready"
@@ -404,33 +350,40 @@ def _non_production(step: _Step) -> None:
     if status.replay_test != name or replay is None:
         status.replay_test = name
         step.decision.create_replay = replay_test_manifest(step.md, name, status)
-        step.condition(REPLAY_PASSED, None, REASON_REPLAY_CREATED, f"ReplayTest {name} created")
+        step.condition(
+            reasons.REPLAY_PASSED, None, reasons.REPLAY_CREATED, f"ReplayTest {name} created"
+        )
         if replay is None and step.o.replay is None:
             step.event(
                 "Normal",
-                REASON_REPLAY_CREATED,
+                reasons.REPLAY_CREATED,
                 f"replaying recorded events against {status.candidate_version} (ReplayTest {name})",
             )
         step.requeue(POLL_SECONDS)
         return
     status.replay_result = replay.result
     if replay.verdict == "Passed":
-        previous = get_condition(status.conditions, REPLAY_PASSED)
+        previous = get_condition(status.conditions, reasons.REPLAY_PASSED)
         if previous is None or previous.status != "True":
             step.event(
                 "Normal",
-                REASON_REPLAY_PASSED,
+                reasons.REPLAY_SUCCEEDED,
                 f"ReplayTest {name} passed for version {status.candidate_version}",
             )
-        step.condition(REPLAY_PASSED, True, REASON_REPLAY_PASSED, f"ReplayTest {name} passed")
+        step.condition(
+            reasons.REPLAY_PASSED, True, reasons.REPLAY_SUCCEEDED, f"ReplayTest {name} passed"
+        )
         _after_non_production(step, "the replay test passed")
     elif replay.verdict in ("Failed", "Inconclusive") or replay.phase == "Failed":
         why = "; ".join(replay.reasons) or f"verdict {replay.verdict}"
-        step.condition(REPLAY_PASSED, False, REASON_REPLAY_FAILED, why)
-        _roll_back(step, REASON_REPLAY_FAILED, f"ReplayTest {name} failed: {why}")
+        step.condition(reasons.REPLAY_PASSED, False, reasons.REPLAY_FAILED, why)
+        _roll_back(step, reasons.REPLAY_FAILED, f"ReplayTest {name} failed: {why}")
     else:
         step.condition(
-            REPLAY_PASSED, None, REASON_REPLAY_RUNNING, f"ReplayTest {name} is {replay.phase}"
+            reasons.REPLAY_PASSED,
+            None,
+            reasons.REPLAY_RUNNING,
+            f"ReplayTest {name} is {replay.phase}",
         )
         status.message = f"replay test {name} is {replay.phase.lower()}"
         step.requeue(POLL_SECONDS)
@@ -455,7 +408,7 @@ def _after_non_production(step: _Step, why: str) -> None:
     status.traffic = TrafficStatus(stable_weight=100 - weight, candidate_weight=weight)
     step.event(
         "Normal",
-        REASON_BAKING,
+        reasons.BAKING,
         f"{why}; version {status.candidate_version} starts baking at {weight}% of live traffic",
     )
     step.requeue(0)
@@ -476,10 +429,10 @@ def _gate_open(step: _Step, gate: GateName, mode: str) -> bool:
         f"{{gate: {gate}, version: {step.status.candidate_version}}} to spec.approvals or run "
         f"kubectl modelrollout approve {step.md.metadata['name']} --gate {gate}"
     )
-    previous = step.before.get(PAUSED)
-    if previous is None or previous.reason != REASON_GATE_WAITING:
-        step.event("Normal", REASON_GATE_WAITING, message)
-    step.condition(PAUSED, True, REASON_GATE_WAITING, message)
+    previous = step.before.get(reasons.PAUSED)
+    if previous is None or previous.reason != reasons.GATE_WAITING:
+        step.event("Normal", reasons.GATE_WAITING, message)
+    step.condition(reasons.PAUSED, True, reasons.GATE_WAITING, message)
     step.status.message = message
     step.requeue(POLL_SECONDS)
     return False
@@ -494,7 +447,7 @@ def _baking(step: _Step) -> None:
         _after_baking(step, "the Baking stage was removed")
         return
     if status.aborted:
-        _roll_back(step, REASON_ABORTED, "aborted with kubectl modelrollout abort")
+        _roll_back(step, reasons.ABORTED, "aborted with kubectl modelrollout abort")
         return
     fired = _assess(step, baking)
     if fired is not None:
@@ -502,12 +455,12 @@ def _baking(step: _Step) -> None:
         if spec.rollback.automatic:
             _roll_back(step, reason, message)
         else:
-            previous = step.before.get(PAUSED)
+            previous = step.before.get(reasons.PAUSED)
             if previous is None or previous.reason != reason:
                 step.event("Warning", reason, f"{message}; automatic rollback is off")
-            step.condition(PAUSED, True, reason, f"{message}; automatic rollback is off")
+            step.condition(reasons.PAUSED, True, reason, f"{message}; automatic rollback is off")
         return
-    held = get_condition(status.conditions, PAUSED)
+    held = get_condition(status.conditions, reasons.PAUSED)
     if spec.paused or (held is not None and held.status == "True"):
         step.requeue(POLL_SECONDS)
         return
@@ -548,7 +501,7 @@ def _baking(step: _Step) -> None:
         status.traffic = TrafficStatus(stable_weight=100 - nxt.weight, candidate_weight=nxt.weight)
         step.event(
             "Normal",
-            REASON_STEP_ADVANCED,
+            reasons.STEP_ADVANCED,
             f"step {index + 2} of {len(baking.steps)}: {nxt.weight}% of live traffic to "
             f"{status.candidate_version}",
         )
@@ -598,10 +551,10 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
             f"inconclusive measurements of {', '.join(inconclusive)}: the bake is held; "
             "fix the data or run kubectl modelrollout abort"
         )
-        previous = step.before.get(PAUSED)
-        if previous is None or previous.reason != REASON_INCONCLUSIVE:
-            step.event("Warning", REASON_INCONCLUSIVE, message)
-        step.condition(PAUSED, True, REASON_INCONCLUSIVE, message)
+        previous = step.before.get(reasons.PAUSED)
+        if previous is None or previous.reason != reasons.INCONCLUSIVE:
+            step.event("Warning", reasons.INCONCLUSIVE, message)
+        step.condition(reasons.PAUSED, True, reasons.INCONCLUSIVE, message)
     return fired
 
 
@@ -632,7 +585,7 @@ def _checks(step: _Step) -> list[_Check]:
                 slo.failure_limit,
                 slo.inconclusive_limit,
                 slo.consecutive_error_limit,
-                REASON_SLO_BREACH,
+                reasons.SLO_BREACH,
             )
             for slo in baking.analysis.slos
         ]
@@ -694,7 +647,7 @@ def _promote(step: _Step, why: str) -> None:
     step.finish("Promoted", why)
     step.event(
         "Normal",
-        REASON_PROMOTED,
+        reasons.PROMOTED,
         f"version {status.candidate_version} promoted to production: {why}",
     )
     status.stable_version = status.candidate_version
@@ -708,12 +661,12 @@ def _promote(step: _Step, why: str) -> None:
 
 
 def _roll_back(step: _Step, reason: str, message: str) -> None:
-    _withdraw(step, "RolledBack", REASON_ROLLED_BACK, reason, message)
+    _withdraw(step, "RolledBack", reasons.ROLLED_BACK, reason, message)
 
 
 def _fail(step: _Step, reason: str, message: str) -> None:
     """The candidate could not be tested at all: withdraw it and mark the rollout Failed."""
-    _withdraw(step, "Failed", REASON_FAILED, reason, message)
+    _withdraw(step, "Failed", reasons.FAILED, reason, message)
 
 
 def _withdraw(
@@ -739,23 +692,31 @@ def _conditions_for_phase(step: _Step) -> None:
     phase = status.phase
     if phase in ("NonProduction", "Baking"):
         step.condition(
-            PROGRESSING, True, REASON_NEW_CANDIDATE, f"rolling out {status.candidate_version}"
+            reasons.PROGRESSING,
+            True,
+            reasons.NEW_CANDIDATE,
+            f"rolling out {status.candidate_version}",
         )
     elif phase == "Production":
         step.condition(
-            PROGRESSING, False, REASON_PROMOTED, f"{status.stable_version} is in production"
+            reasons.PROGRESSING,
+            False,
+            reasons.PROMOTED,
+            f"{status.stable_version} is in production",
         )
     elif phase in ("RolledBack", "Failed"):
-        step.condition(PROGRESSING, False, REASON_ROLLED_BACK, status.message)
+        step.condition(reasons.PROGRESSING, False, reasons.ROLLED_BACK, status.message)
     if status.stable_hash is None:
-        step.condition(READY, False, REASON_NO_STABLE, "no version has reached production yet")
+        step.condition(
+            reasons.READY, False, reasons.NO_STABLE, "no version has reached production yet"
+        )
     else:
         stable = step.o.stable
         ready = stable is not None and stable.available
         step.condition(
-            READY,
+            reasons.READY,
             ready,
-            REASON_STABLE,
+            reasons.STABLE_SERVING,
             f"stable version {status.stable_version} "
             + ("is serving" if ready else "is not ready yet"),
         )

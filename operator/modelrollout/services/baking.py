@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from modelrollout.core import analysis, errors, names, notifications, rollout
+from modelrollout.core import analysis, errors, names, notifications, reasons, rollout
 from modelrollout.core.api.common import KeyReference
 from modelrollout.core.api.modeldeployment import (
     ModelDeployment,
@@ -28,13 +28,13 @@ from modelrollout.services.kube import Kube
 log = logging.getLogger("modelrollout.baking")
 
 NOTIFIED = {
-    rollout.REASON_NEW_CANDIDATE: "StageChanged",
-    rollout.REASON_BAKING: "StageChanged",
-    rollout.REASON_STEP_ADVANCED: "StepAdvanced",
-    rollout.REASON_GATE_WAITING: "GateWaiting",
-    rollout.REASON_PROMOTED: "Promoted",
-    rollout.REASON_ROLLED_BACK: "RolledBack",
-    rollout.REASON_FAILED: "Failed",
+    reasons.NEW_CANDIDATE: "StageChanged",
+    reasons.BAKING: "StageChanged",
+    reasons.STEP_ADVANCED: "StepAdvanced",
+    reasons.GATE_WAITING: "GateWaiting",
+    reasons.PROMOTED: "Promoted",
+    reasons.ROLLED_BACK: "RolledBack",
+    reasons.FAILED: "Failed",
 }
 
 
@@ -106,7 +106,7 @@ def apply_weights(
             candidate_weight=status.traffic.candidate_weight,
         )
     except errors.InvalidSpec as exc:
-        return [rollout.EventRecord("Warning", "TrafficRouterError", str(exc))]
+        return [rollout.EventRecord("Warning", reasons.TRAFFIC_ROUTER_ERROR, str(exc))]
     return []
 
 
@@ -143,7 +143,7 @@ def notify(
             if not url:
                 failures.append(
                     rollout.EventRecord(
-                        "Warning", "NotificationFailed", f"notifier {spec.name}: no URL"
+                        "Warning", reasons.NOTIFICATION_FAILED, f"notifier {spec.name}: no URL"
                     )
                 )
                 continue
@@ -151,5 +151,5 @@ def notify(
                 notifiers.make_notifier(spec, url=url).post(note)
             except notifiers.NotifyError as exc:
                 log.warning("notifier %s failed: %s", spec.name, exc)
-                failures.append(rollout.EventRecord("Warning", "NotificationFailed", str(exc)))
+                failures.append(rollout.EventRecord("Warning", reasons.NOTIFICATION_FAILED, str(exc)))
     return failures

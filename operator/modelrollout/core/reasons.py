@@ -1,0 +1,74 @@
+"""Every condition type and reason the operator writes, in one place.
+
+Reasons are part of the API: they appear in ``kubectl get`` conditions and in Events, and
+users alert and script on them (``kubectl wait --for=condition=...``,
+``kubectl get events --field-selector reason=RolledBack``). Each one is defined here once,
+as a constant, and every module that writes a condition or an Event takes it from here.
+"""
+
+from __future__ import annotations
+
+# -- condition types ----------------------------------------------------------------------
+
+# Both kinds
+INVALID = "Invalid"
+"""True while the object cannot be read by this operator (a field is named)."""
+REFERENCES = "ReferencesResolved"
+"""Whether every ConfigMap and Secret the spec refers to exists."""
+
+# ModelDeployment
+READY = "Ready"
+PROGRESSING = "Progressing"
+REPLAY_PASSED = "ReplayPassed"
+PAUSED = "Paused"
+
+# ReplayTest
+COMPLETE = "Complete"
+PASSED = "Passed"
+
+# -- reasons of both kinds ------------------------------------------------------------------
+
+INVALID_SPEC = "InvalidSpec"
+MISSING_REFERENCE = "MissingReference"
+REFERENCES_FOUND = "ReferencesFound"
+
+# -- ModelDeployment ------------------------------------------------------------------------
+
+NEW_CANDIDATE = "NewCandidate"
+WAITING_FOR_CANDIDATE = "WaitingForCandidate"
+REPLAY_CREATED = "ReplayTestCreated"
+REPLAY_RUNNING = "ReplayRunning"
+REPLAY_SUCCEEDED = "ReplayPassed"
+REPLAY_FAILED = "ReplayFailed"
+PROMOTED = "Promoted"
+ROLLED_BACK = "RolledBack"
+BAKING = "Baking"
+STAGE_TIMEOUT = "StageTimeout"
+STABLE_SERVING = "StableServing"
+NO_STABLE = "NoStableVersion"
+PAUSED_BY_SPEC = "PausedBySpec"
+NOT_PAUSED = "NotPaused"
+GATE_WAITING = "GateWaiting"
+STEP_ADVANCED = "StepAdvanced"
+SLO_BREACH = "SLOBreach"
+INCONCLUSIVE = "Inconclusive"
+ABORTED = "Aborted"
+RESUMED = "Resumed"
+RETRY = "Retry"
+FAILED = "Failed"
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+TRIGGERS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
+TRAFFIC_ROUTER_ERROR = "TrafficRouterError"
+NOTIFICATION_FAILED = "NotificationFailed"
+
+# -- ReplayTest -----------------------------------------------------------------------------
+
+REPLAY_STARTED = "ReplayStarted"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+SHARD_FAILED = "ShardFailed"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+BAD_RESULT = "InvalidResult"
+CRITERIA_MET = "CriteriaMet"
+CRITERIA_FAILED = "CriteriaFailed"
+UNSUPPORTED_SOURCE = "UnsupportedSource"
