@@ -6,6 +6,11 @@ import copy
 from typing import Any
 
 from modelrollout.core.api.modeldeployment import ModelDeployment
+from modelrollout.core.api.replaytest import ReplayTestSpec
+from modelrollout.core.replay.accumulator import ReplayAccumulator
+from modelrollout.core.replay.options import ReplayOptions
+from modelrollout.core.replay.quality import PredictionReader
+from modelrollout.core.replay.result import ReplayResult, RunInfo, result_from_run
 from support.modelservers import events_jsonl
 
 PREDICT = "/v1/models/model:predict"
@@ -91,3 +96,33 @@ def model_deployment(version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def replay_test_spec(**changes: Any) -> ReplayTestSpec:
+    """A ReplayTest spec of 40 events at 100/s in two shards, with `changes`."""
+    base: dict[str, Any] = {
+        "events": {"configMapKeyRef": {"name": "ev", "key": "e.jsonl"}},
+        "target": {"url": "http://t/p"},
+        "rate": {"rate": 100, "count": 40},
+        "parallelism": 2,
+    }
+    base.update(changes)
+    return ReplayTestSpec.model_validate(base)
+
+
+def shard_result(index: int, count: int, latency_s: float) -> ReplayResult:
+    """The result of shard `index` of `count` of that spec: every request ok in `latency_s`."""
+    acc = ReplayAccumulator(baseline=False, reader=PredictionReader(ReplayOptions()))
+    mine = [k for k in range(40) if k % count == index]
+    for k in mine:
+        acc.completed(0, k, k / 100, 0.0001, latency_s, "ok", None, None)
+    info = RunInfo(
+        target="http://t/p",
+        duration_seconds=0.4,
+        planned_seconds=0.4,
+        shard_index=index,
+        shard_count=count,
+        lines=len(mine),
+        selected=len(mine),
+    )
+    return result_from_run(acc, info)

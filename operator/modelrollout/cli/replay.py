@@ -32,7 +32,6 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from modelrollout.core.api.base import parse_duration
-from modelrollout.core.replay.cliargs import criteria_flag
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.plan import EmptyDatasetError
@@ -43,9 +42,10 @@ from modelrollout.core.replay.result import (
     merge_results,
     parse_result_line,
 )
+from modelrollout.core.replay.run import RUN_ENV, ReplayRun
 from modelrollout.core.replay.selection import EventSelection
 from modelrollout.services.replay.dataset import DatasetError, DatasetFetchError
-from modelrollout.services.replay.runner import Progress, ReplayJob, run_replay
+from modelrollout.services.replay.runner import Progress, run_replay
 
 EXIT_PASSED = 0
 EXIT_CRITERIA_FAILED = 1
@@ -133,6 +133,11 @@ def _header(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def criteria_flag(field_name: str) -> str:
+    """``max_p99_ms`` → ``--max-p99-ms``."""
+    return "--" + field_name.replace("_", "-")
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
@@ -169,8 +174,16 @@ def _add_criteria_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     io = parser.add_argument_group("endpoints and data")
-    io.add_argument("--events", required=True, metavar="PATH|URL", help="JSONL dataset (gzip ok)")
-    io.add_argument("--target", required=True, metavar="URL", help="candidate model endpoint")
+    io.add_argument(
+        "--run",
+        metavar="RUN.json",
+        type=Path,
+        help=f"the whole run as JSON (what the operator gives each shard in ${RUN_ENV}); "
+        "only the output, shard and display flags may be added. Without --run, --events "
+        f"and --target, the run is read from ${RUN_ENV}",
+    )
+    io.add_argument("--events", metavar="PATH|URL", help="JSONL dataset (gzip ok)")
+    io.add_argument("--target", metavar="URL", help="candidate model endpoint")
     io.add_argument("--baseline", metavar="URL", help="production model endpoint to compare with")
     io.add_argument("--output", metavar="PATH", type=Path, help="write result.json here")
     io.add_argument(
@@ -377,8 +390,67 @@ def _pydantic_message(error: ValidationError, *, flags: bool = False) -> str:
     return "; ".join(parts)
 
 
-def build_job(args: argparse.Namespace) -> ReplayJob:
-    """Turn parsed flags into a :class:`ReplayJob`; raises :class:`BadInput`."""
+RUN_INDEPENDENT = {"run", "output", "result_line", "shard_index", "shard_count", "quiet", "func"}
+"""Flags that are not part of the run itself: the only ones allowed beside --run."""
+
+
+def _run_flags_given(args: argparse.Namespace) -> list[str]:
+    """The flags set to something else than their default that belong to the run."""
+    parser = argparse.ArgumentParser()
+    add_replay_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    given = []
+    for dest, default in defaults.items():
+        if dest in RUN_INDEPENDENT or getattr(args, dest, default) == default:
+            continue
+        name = dest.removeprefix("criterion_")
+        given.append(criteria_flag(name))
+    return given
+
+
+def build_run(args: argparse.Namespace) -> ReplayRun:
+    """The run the flags describe (or --run, or $MODELROLLOUT_REPLAY_RUN holds), with the
+    shard resolved; raises :class:`BadInput` naming the flag or field."""
+    if args.run is not None or (args.events is None and args.target is None):
+        run = _serialized_run(args)
+    else:
+        run = _run_from_flags(args)
+    shard_count = args.shard_count if args.shard_count is not None else run.shard_count
+    shard_index = args.shard_index
+    if shard_index is None:
+        shard_index = (
+            run.shard_index if run.shard_index is not None else _env_int("JOB_COMPLETION_INDEX", 0)
+        )
+    if shard_count < 1 or not 0 <= shard_index < shard_count:
+        raise BadInput(f"--shard-index: {shard_index} is not in [0, {shard_count}) (--shard-count)")
+    return run.model_copy(update={"shard_index": shard_index, "shard_count": shard_count})
+
+
+def _serialized_run(args: argparse.Namespace) -> ReplayRun:
+    if args.run is not None:
+        source = f"--run {args.run}"
+        try:
+            text = args.run.read_text()
+        except OSError as error:
+            raise BadInput(f"--run: cannot read {args.run}: {error.strerror}") from None
+    else:
+        source = f"${RUN_ENV}"
+        text = os.environ.get(RUN_ENV, "")
+        if not text.strip():
+            raise BadInput(f"--events and --target are required (or --run, or ${RUN_ENV})")
+    given = _run_flags_given(args)
+    if given:
+        raise BadInput(f"{', '.join(given)}: not allowed with {source}, which holds the run")
+    try:
+        return ReplayRun.model_validate_json(text)
+    except ValidationError as error:
+        raise BadInput(f"{source}: {_pydantic_message(error)}") from None
+
+
+def _run_from_flags(args: argparse.Namespace) -> ReplayRun:
+    for flag, value in (("--events", args.events), ("--target", args.target)):
+        if value is None:
+            raise BadInput(f"{flag} is required (or --run with the whole run)")
     for flag, url in (("--target", args.target), ("--baseline", args.baseline)):
         if url is not None and not url.startswith(("http://", "https://")):
             raise BadInput(f"{flag}: {url!r} must be an http:// or https:// URL")
@@ -427,15 +499,7 @@ def build_job(args: argparse.Namespace) -> ReplayJob:
         raise BadInput(
             _pydantic_message(error).replace("prediction_path:", "--prediction-path:")
         ) from None
-    shard_count = args.shard_count
-    if shard_count is None:
-        shard_count = _env_int("MODELROLLOUT_SHARD_COUNT", 1)
-    shard_index = args.shard_index
-    if shard_index is None:
-        shard_index = _env_int("JOB_COMPLETION_INDEX", 0)
-    if shard_count < 1 or not 0 <= shard_index < shard_count:
-        raise BadInput(f"--shard-index: {shard_index} is not in [0, {shard_count}) (--shard-count)")
-    return ReplayJob(
+    return ReplayRun(
         events=args.events,
         target=args.target,
         baseline=args.baseline,
@@ -443,8 +507,7 @@ def build_job(args: argparse.Namespace) -> ReplayJob:
         selection=selection,
         options=options,
         criteria=_load_criteria(args),
-        shard_index=shard_index,
-        shard_count=shard_count,
+        shard_count=_env_int("MODELROLLOUT_SHARD_COUNT", 1),
         client=args.client,
     )
 
@@ -630,7 +693,7 @@ def _finish(result: ReplayResult, args: argparse.Namespace, interrupted: bool) -
 # -- commands -------------------------------------------------------------------------------
 
 
-async def _run_async(job: ReplayJob, display: ProgressDisplay) -> tuple[ReplayResult, bool]:
+async def _run_async(job: ReplayRun, display: ProgressDisplay) -> tuple[ReplayResult, bool]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -649,7 +712,7 @@ async def _run_async(job: ReplayJob, display: ProgressDisplay) -> tuple[ReplayRe
 def run(args: argparse.Namespace) -> int:
     """The ``replay`` command."""
     try:
-        job = build_job(args)
+        job = build_run(args)
     except BadInput as error:
         print(f"modelrollout replay: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

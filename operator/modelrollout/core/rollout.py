@@ -44,10 +44,11 @@ from modelrollout.core.api.modeldeployment import (
     ThresholdRange,
     TrafficStatus,
 )
-from modelrollout.core.api.replaytest import ReplaySummary, ReplayTestSpec
+from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.clock import parse_rfc3339, rfc3339
 from modelrollout.core.conditions import EventRecord, EventType, Recorder, get_condition
 from modelrollout.core.references import Reference, missing_message, resolved
+from modelrollout.core.replay.result import ReplaySummary
 
 Probe = tuple[float | None, str | None]
 """One measurement as taken: the value (None for no data) or the error of the query."""

@@ -20,9 +20,10 @@ from kubernetes import config as kube_config
 
 from modelrollout.core import workloads
 from modelrollout.core.api.common import GROUP, VERSION
-from modelrollout.services import leader, replaytests, rollouts
+from modelrollout.services import leader, rollouts
 from modelrollout.services.config import CONFIG
 from modelrollout.services.kube import Kube
+from modelrollout.services.replay import service as replays
 from modelrollout.services.scheduler import Scheduler
 
 MANAGED = {workloads.LABEL_MANAGED_BY: workloads.MANAGER}
@@ -47,7 +48,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         resync=CONFIG.resync_seconds,
         gate=gate,
     )
-    replay_service = replaytests.build_service(kube, CONFIG)
+    replay_service = replays.build_service(kube, CONFIG)
     memo.replay_executor = replay_service.executor
     memo.replays = Scheduler(
         "ReplayTest", replay_service.reconcile, resync=CONFIG.resync_seconds, gate=gate
@@ -115,7 +116,7 @@ async def deployment_event(
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = body.get("metadata", {}).get("labels", {}).get(replaytests.LABEL_REPLAY_TEST)
+    owner = body.get("metadata", {}).get("labels", {}).get(replays.LABEL_REPLAY_TEST)
     if owner and namespace:
         memo.replays.trigger_owner((namespace, owner))
 

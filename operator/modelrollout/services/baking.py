@@ -22,6 +22,7 @@ from modelrollout.core.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentStatus,
 )
+from modelrollout.core.conditions import EventRecord
 from modelrollout.services import notifiers, providers, routers
 from modelrollout.services.kube import Kube
 
@@ -93,7 +94,7 @@ def take_measurements(kube: Kube, md: ModelDeployment) -> dict[str, rollout.Prob
 
 def apply_weights(
     kube: Kube, md: ModelDeployment, status: ModelDeploymentStatus
-) -> list[rollout.EventRecord]:
+) -> list[EventRecord]:
     """Set the router's weights to the ones the decision recorded in the status."""
     if status.traffic is None:
         return []
@@ -106,7 +107,7 @@ def apply_weights(
             candidate_weight=status.traffic.candidate_weight,
         )
     except errors.InvalidSpec as exc:
-        return [rollout.EventRecord("Warning", reasons.TRAFFIC_ROUTER_ERROR, str(exc))]
+        return [EventRecord("Warning", reasons.TRAFFIC_ROUTER_ERROR, str(exc))]
     return []
 
 
@@ -114,11 +115,11 @@ def notify(
     kube: Kube,
     md: ModelDeployment,
     phase: str,
-    events: Iterable[rollout.EventRecord],
+    events: Iterable[EventRecord],
     now: datetime,
-) -> list[rollout.EventRecord]:
+) -> list[EventRecord]:
     """Announce the decisions the notifiers asked for; failures become Warning Events."""
-    failures: list[rollout.EventRecord] = []
+    failures: list[EventRecord] = []
     namespace = str(md.metadata["namespace"])
     for event in events:
         kind = NOTIFIED.get(event.reason)
@@ -142,7 +143,7 @@ def notify(
                 url = secret_value(kube, namespace, spec.url_secret_ref)
             if not url:
                 failures.append(
-                    rollout.EventRecord(
+                    EventRecord(
                         "Warning", reasons.NOTIFICATION_FAILED, f"notifier {spec.name}: no URL"
                     )
                 )
@@ -151,5 +152,5 @@ def notify(
                 notifiers.make_notifier(spec, url=url).post(note)
             except notifiers.NotifyError as exc:
                 log.warning("notifier %s failed: %s", spec.name, exc)
-                failures.append(rollout.EventRecord("Warning", reasons.NOTIFICATION_FAILED, str(exc)))
+                failures.append(EventRecord("Warning", reasons.NOTIFICATION_FAILED, str(exc)))
     return failures

@@ -21,21 +21,19 @@ server are mapped onto temporary and permanent ones in :mod:`modelrollout.servic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from modelrollout.core import reasons
 from modelrollout.core.api.common import Condition
-from modelrollout.core.conditions import get_condition, set_condition
+from modelrollout.core.clock import utcnow
+from modelrollout.core.conditions import EventRecord, get_condition, set_condition
 from modelrollout.core.references import Reference
 from modelrollout.services.kube import Kube
-
-CONDITION_INVALID = "Invalid"
-REASON_INVALID_SPEC = "InvalidSpec"
-REASON_VALID = "Valid"
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def readable(raw: dict[str, Any], status_model: type[BaseModel]) -> dict[str, An
     kept = {k: v for k, v in status.items() if k in known}
     if "conditions" in kept:
         kept["conditions"] = [
-            c for c in kept["conditions"] or [] if c.get("type") != CONDITION_INVALID
+            c for c in kept["conditions"] or [] if c.get("type") != reasons.INVALID
         ]
     if kept:
         body["status"] = kept
@@ -103,7 +101,7 @@ def mark_invalid(
             conditions.append(Condition.model_validate(item))
         except ValidationError:
             continue  # a condition this version cannot read is replaced below
-    current = get_condition(conditions, CONDITION_INVALID)
+    current = get_condition(conditions, reasons.INVALID)
     unchanged = (
         current is not None
         and current.status == "True"
@@ -113,9 +111,9 @@ def mark_invalid(
     if not unchanged:
         conditions = set_condition(
             conditions,
-            type=CONDITION_INVALID,
+            type=reasons.INVALID,
             status="True",
-            reason=REASON_INVALID_SPEC,
+            reason=reasons.INVALID_SPEC,
             message=message,
             generation=generation,
             now=now,
@@ -125,7 +123,7 @@ def mark_invalid(
             "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions],
         }
         kube.patch_status(plural, meta["namespace"], meta["name"], patch)
-        kube.event(raw, type_="Warning", reason=REASON_INVALID_SPEC, message=message, now=now)
+        kube.event(raw, type_="Warning", reason=reasons.INVALID_SPEC, message=message, now=now)
     return Done(resync=False)
 
 
@@ -146,6 +144,29 @@ def find_missing(kube: Kube, namespace: str, refs: list[Reference]) -> list[Refe
         ):
             missing.append(ref)
     return missing
+
+
+def conclude(
+    kube: Kube,
+    plural: str,
+    raw: dict[str, Any],
+    status: BaseModel,
+    events: Sequence[EventRecord],
+    requeue_after: float | None,
+    user_fields: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> Result:
+    """The end of every reconcile: record the decision's Events, write the status once (not
+    at all when nothing changed) and say when to look again."""
+    stamp = now or utcnow()
+    for event in events:
+        kube.event(raw, type_=event.type, reason=event.reason, message=event.message, now=stamp)
+    patch = status_payload(status, raw.get("status"), user_fields)
+    if patch is not None:
+        meta = raw["metadata"]
+        kube.patch_status(plural, meta["namespace"], meta["name"], patch)
+    return after(requeue_after)
 
 
 def status_payload(

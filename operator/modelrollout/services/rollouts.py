@@ -106,15 +106,17 @@ class RolloutService:
             decision.events += baking.notify(
                 self.kube, md, decision.status.phase, list(decision.events), now
             )
-        for event in decision.events:
-            self.kube.event(
-                raw, type_=event.type, reason=event.reason, message=event.message, now=observed.now
-            )
         _export_metrics(namespace, name, md.status, decision.status, observed.now)
-        patch = reconciling.status_payload(decision.status, raw.get("status"), USER_FIELDS)
-        if patch is not None:
-            self.kube.patch_status(modeldeployment.PLURAL, namespace, name, patch)
-        return reconciling.after(decision.requeue_after)
+        return reconciling.conclude(
+            self.kube,
+            modeldeployment.PLURAL,
+            raw,
+            decision.status,
+            decision.events,
+            decision.requeue_after,
+            USER_FIELDS,
+            now=observed.now,
+        )
 
 
 TALLIES = (

@@ -107,8 +107,8 @@ def test_sharded_replay_with_baseline_passes(cluster, namespace, operator):
     assert result["quality"]["labeled"] == 300
     comparison = result["comparison"]
     assert 0.5 <= comparison["agreement"] <= 1
-    assert comparison["meanAbsScoreDiff"] > 0  # v1 and v2 have different weights
-    assert comparison["baselineP99Ms"] > 0
+    assert comparison["scoreDiff"]["meanAbs"] > 0  # v1 and v2 have different weights
+    assert comparison["baseline"]["latencyMs"]["p99"] > 0
     passed = next(c for c in status["conditions"] if c["type"] == "Passed")
     assert passed["status"] == "True"
     assert passed["reason"] == "CriteriaMet"

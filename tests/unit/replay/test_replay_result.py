@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from modelrollout.cli.replay import add_replay_arguments, build_job, format_summary
+from modelrollout.cli.replay import BadInput, add_replay_arguments, build_run, format_summary
 from modelrollout.core.replay.accumulator import ReplayAccumulator, classify_response
-from modelrollout.core.replay.cliargs import replay_args
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.quality import Prediction, PredictionReader
@@ -29,6 +29,7 @@ from modelrollout.core.replay.result import (
     result_from_run,
     result_is_consistent,
 )
+from modelrollout.core.replay.run import RUN_ENV, ReplayRun
 from modelrollout.core.replay.selection import EventSelection
 
 READER = PredictionReader.create("predictions[0]")
@@ -311,12 +312,24 @@ def test_every_field_is_documented_and_crd_friendly(model: type[BaseModel]) -> N
     assert '"additionalProperties": true' not in text
 
 
-def test_cli_args_round_trip_through_the_parser() -> None:
-    rate = RateSpec(pattern=parse_pattern("steps:50@30s,100@1m"), duration="2m")
-    selection = EventSelection(
+FLAGS = [
+    "--events", "/data/events.jsonl", "--target", "http://127.0.0.1:1/p",
+    "--baseline", "http://127.0.0.1:2/p", "--pattern", "steps:50@30s,100@1m", "--duration", "2m",
+    "--since", "2024-05-01T00:00:00Z", "--filter", "region=eu", "--sample", "0.5", "--seed", "3",
+    "--max-events", "9", "--concurrency", "7", "--timeout", "2s",
+    "--prediction-path", "predictions[0]", "--threshold", "0.7", "--positive-label", "fraud",
+    "--header", "Host: model.example", "--use-event-path",
+    "--max-p99-ms", "50", "--min-requests", "10", "--max-p99-ratio-to-baseline", "1.2",
+]  # fmt: skip
+EXPECTED = ReplayRun(
+    events="/data/events.jsonl",
+    target="http://127.0.0.1:1/p",
+    baseline="http://127.0.0.1:2/p",
+    rate=RateSpec(pattern=parse_pattern("steps:50@30s,100@1m"), duration="2m"),
+    selection=EventSelection(
         since="2024-05-01T00:00:00Z", filters={"region": "eu"}, sample=0.5, seed=3, max_events=9
-    )
-    options = ReplayOptions(
+    ),
+    options=ReplayOptions(
         concurrency=7,
         timeout="2s",
         prediction_path="predictions[0]",
@@ -324,28 +337,56 @@ def test_cli_args_round_trip_through_the_parser() -> None:
         positive_label="fraud",
         headers={"Host": "model.example"},
         use_event_path=True,
-    )
-    criteria = SuccessCriteria(max_p99_ms=50, min_requests=10, max_p99_ratio_to_baseline=1.2)
-    args = replay_args(
-        events="/data/events.jsonl",
-        target="http://127.0.0.1:1/p",
-        baseline="http://127.0.0.1:2/p",
-        rate=rate,
-        selection=selection,
-        options=options,
-        criteria=criteria,
-        shard_count=4,
-        output="/out/result.json",
-    )
-    assert args[0] == "replay"
+    ),
+    criteria=SuccessCriteria(max_p99_ms=50, min_requests=10, max_p99_ratio_to_baseline=1.2),
+    shard_index=0,
+)
+
+
+def _run(argv: list[str]) -> ReplayRun:
     parser = argparse.ArgumentParser()
     add_replay_arguments(parser)
-    job = build_job(parser.parse_args([*args[1:], "--shard-index", "2"]))
-    assert job.rate == rate
-    assert job.selection == selection
-    assert job.options == options
-    assert job.criteria == criteria
-    assert (job.shard_index, job.shard_count) == (2, 4)
+    return build_run(parser.parse_args(argv))
+
+
+def test_the_flags_build_the_run_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
+    monkeypatch.delenv("MODELROLLOUT_SHARD_COUNT", raising=False)
+    assert _run(FLAGS) == EXPECTED
+
+
+def test_a_serialized_run_runs_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sharded = EXPECTED.model_copy(update={"shard_index": None, "shard_count": 4})
+    path = tmp_path / "run.json"
+    path.write_text(sharded.to_json())
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")
+    from_file = _run(["--run", str(path)])
+    assert from_file == sharded.model_copy(update={"shard_index": 2})
+    monkeypatch.setenv(RUN_ENV, sharded.to_json())
+    from_env = _run(["--shard-index", "3", "--output", "/tmp/r.json"])
+    assert from_env == sharded.model_copy(update={"shard_index": 3})
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--rate", "5"], None, "--events and --target are required"),
+        (["--target", "http://t/p"], None, "--events is required"),
+        (["--concurrency", "3", "--max-p99-ms", "9"], "RUN",
+         "--concurrency, --max-p99-ms: not allowed with $MODELROLLOUT_REPLAY_RUN"),
+        ([], '{"events": "e.jsonl"}', "$MODELROLLOUT_REPLAY_RUN: target: Field required"),
+        (["--shard-index", "4"], "RUN", "--shard-index: 4 is not in [0, 1)"),
+    ],
+)  # fmt: skip
+def test_bad_runs_name_the_flag_or_field(
+    argv: list[str], env: str | None, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(RUN_ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(RUN_ENV, EXPECTED.to_json() if env == "RUN" else env)
+    with pytest.raises(BadInput) as caught:
+        _run(argv)
+    assert message in str(caught.value)
 
 
 def test_summary_mentions_the_verdict() -> None:
@@ -353,3 +394,17 @@ def test_summary_mentions_the_verdict() -> None:
     assert "verdict: FAILED" in text or "verdict: PASSED" in text
     assert "latency p99 ms" in text
     assert "agreement with baseline" in text
+
+
+def test_the_summary_is_the_results_own_measurements() -> None:
+    result = _simulate(300)
+    summary = result.summary()
+    assert set(type(summary).model_fields) < set(type(result).model_fields)
+    assert summary.counts == result.counts
+    assert summary.latency_ms.p99 == pytest.approx(result.latency_ms.p99, rel=1e-5)
+    assert summary.comparison is not None
+    assert summary.comparison.agreement == pytest.approx(result.comparison.agreement, rel=1e-5)
+    # result.json reads from who and when to the measurements, with the mergeable state last
+    keys = list(json.loads(result.model_dump_json(by_alias=True)))
+    assert keys[:6] == ["schemaVersion", "target", "baseline", "startedAt", "finishedAt", "shard"]
+    assert keys[-1] == "state"

@@ -34,7 +34,8 @@ from modelrollout.core.api.common import (
     ObjectName,
     ShortName,
 )
-from modelrollout.core.api.replaytest import ReplaySettings, ReplaySummary
+from modelrollout.core.api.replaytest import ReplaySettings
+from modelrollout.core.replay.result import ReplaySummary
 
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"

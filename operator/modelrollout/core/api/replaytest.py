@@ -26,6 +26,7 @@ from modelrollout.core.api.common import (
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.rates import RateSpec
+from modelrollout.core.replay.result import ReplaySummary
 from modelrollout.core.replay.selection import EventSelection
 
 KIND = "ReplayTest"
@@ -138,80 +139,6 @@ class ReplayProgress(ApiModel):
     active: int = Field(default=0, description="Shards running now.", ge=0)
 
 
-class Percentiles(ApiModel):
-    """Latency percentiles in milliseconds (absent when nothing succeeded)."""
-
-    p50: float | None = Field(default=None, description="Median.")
-    p90: float | None = Field(default=None, description="90th percentile.")
-    p95: float | None = Field(default=None, description="95th percentile.")
-    p99: float | None = Field(default=None, description="99th percentile.")
-    p999: float | None = Field(default=None, description="99.9th percentile.")
-    max: float | None = Field(default=None, description="Largest value.")
-    mean: float | None = Field(default=None, description="Arithmetic mean.")
-
-
-class ReplayCounts(ApiModel):
-    """Where every selected event went."""
-
-    selected: int = Field(description="Events chosen for the replay (with repeats).")
-    sent: int = Field(description="Requests that left.")
-    ok: int = Field(description="Requests that succeeded with a valid response.")
-    errors: int = Field(description="Requests that failed, of any error type.")
-    dropped: int = Field(description="Requests that could not leave on time.")
-    malformed: int = Field(description="Dataset lines that could not be parsed.")
-
-
-class RateSummary(ApiModel):
-    """Requested and achieved rates, in requests per second."""
-
-    target: float = Field(description="The rate asked for (mean over the run).")
-    achieved: float = Field(description="The rate actually sent.")
-
-
-class QualitySummary(ApiModel):
-    """Quality against ground-truth labels."""
-
-    labeled: int = Field(description="Responses that had a label to compare with.")
-    accuracy: float | None = Field(default=None, description="Share of correct predictions.")
-    precision: float | None = Field(default=None, description="Precision of the positive class.")
-    recall: float | None = Field(default=None, description="Recall of the positive class.")
-    auc: float | None = Field(default=None, description="ROC AUC, when predictions are scores.")
-
-
-class ComparisonSummary(ApiModel):
-    """The candidate against the baseline, on the same events."""
-
-    agreement: float | None = Field(
-        default=None, description="Share of events where both predicted the same class."
-    )
-    mean_abs_score_diff: float | None = Field(
-        default=None, description="Mean absolute difference of the scores."
-    )
-    baseline_p99_ms: float | None = Field(default=None, description="Baseline p99 latency.")
-    baseline_error_rate: float | None = Field(default=None, description="Baseline error rate.")
-    baseline_accuracy: float | None = Field(default=None, description="Baseline accuracy.")
-
-
-class ReplaySummary(ApiModel):
-    """The merged result of all shards (the full result is in docs/replay.md format)."""
-
-    rate: RateSummary = Field(description="Requested and achieved rates.")
-    counts: ReplayCounts = Field(description="Where every selected event went.")
-    errors: dict[str, int] = Field(
-        default_factory=dict,
-        description="Errors by type: http_<code>, timeout, connection, invalid_response.",
-    )
-    error_rate: float | None = Field(default=None, description="errors / sent.")
-    availability: float | None = Field(default=None, description="ok / sent.")
-    throughput: float = Field(description="Successful responses per second.")
-    latency_ms: Percentiles = Field(description="Latency from the intended send time.")
-    service_time_ms: Percentiles = Field(description="Latency from the actual send time.")
-    quality: QualitySummary | None = Field(default=None, description="Quality, when labelled.")
-    comparison: ComparisonSummary | None = Field(
-        default=None, description="Comparison with the baseline, when there is one."
-    )
-
-
 class ReplayTestStatus(ApiModel):
     """The observed state of a ReplayTest, written by the operator."""
 
@@ -236,10 +163,14 @@ class ReplayTestStatus(ApiModel):
     start_time: str | None = Field(default=None, description="When the replay started.")
     completion_time: str | None = Field(default=None, description="When the replay ended.")
     progress: ReplayProgress | None = Field(default=None, description="Shard progress.")
-    result: ReplaySummary | None = Field(default=None, description="The merged result.")
+    result: ReplaySummary | None = Field(
+        default=None,
+        description="The merged result of all shards: the measurements of result.json "
+        "without its mergeable state, timeline and settings (see docs/replay.md).",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Complete and Passed, with reasons.",
+        description="ReferencesResolved, Complete and Passed, with reasons.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     kopf: EmbeddedObject | None = Field(

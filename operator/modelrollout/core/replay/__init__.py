@@ -13,15 +13,18 @@ from modelrollout.core.replay.result import (
     RESULT_LINE_PREFIX,
     SCHEMA_VERSION,
     ReplayResult,
+    ReplaySummary,
     evaluate,
     format_result_line,
     merge_results,
     parse_result_line,
 )
+from modelrollout.core.replay.run import RUN_ENV, ReplayRun, RunSettings
 from modelrollout.core.replay.selection import EventSelection
 
 __all__ = [
     "RESULT_LINE_PREFIX",
+    "RUN_ENV",
     "SCHEMA_VERSION",
     "CheckResult",
     "EventSelection",
@@ -30,6 +33,9 @@ __all__ = [
     "RateStep",
     "ReplayOptions",
     "ReplayResult",
+    "ReplayRun",
+    "ReplaySummary",
+    "RunSettings",
     "SuccessCriteria",
     "Verdict",
     "evaluate",

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.alias_generators import to_camel
 
 from modelrollout.core.api.base import ApiModel
 from modelrollout.core.replay.accumulator import (
@@ -43,8 +44,8 @@ from modelrollout.core.replay.criteria import CheckResult, SuccessCriteria, Verd
 from modelrollout.core.replay.histogram import HistogramState, LogHistogram, decode_counts
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.quality import QualityAccumulator, QualityState
-from modelrollout.core.replay.rates import RateSpec
-from modelrollout.core.replay.selection import MALFORMED_SAMPLES, EventSelection
+from modelrollout.core.replay.run import RunSettings
+from modelrollout.core.replay.selection import MALFORMED_SAMPLES
 
 SCHEMA_VERSION = "modelrollout.io/replay-result/v1"
 RESULT_LINE_PREFIX = "MODELROLLOUT_RESULT "
@@ -217,15 +218,6 @@ class ShardInfo(ApiModel):
     merged: int = Field(default=1, ge=1, description="Number of shard results merged in.")
 
 
-class ReplaySettings(ApiModel):
-    """The settings the run used."""
-
-    events: str = Field(description="The dataset path or URL.")
-    rate: RateSpec = Field(description="Rate and run length.")
-    selection: EventSelection = Field(description="Event selection.")
-    options: ReplayOptions = Field(description="Request settings.")
-
-
 # -- state models -------------------------------------------------------------------------
 
 
@@ -287,20 +279,16 @@ class ReplayState(ApiModel):
     comparison: ComparisonState | None = Field(default=None, description="The comparison.")
 
 
-class ReplayResult(ApiModel):
-    """The outcome of a replay test (result.json)."""
+SUMMARY_DIGITS = 6
+"""Floats in a summary keep six significant digits: far below the measurement error, and
+readable in ``kubectl get``."""
 
-    schema_version: str = Field(
-        default=SCHEMA_VERSION, description=f"Format version, {SCHEMA_VERSION}."
-    )
-    target: str = Field(description="The candidate endpoint URL.")
-    baseline: str | None = Field(default=None, description="The baseline endpoint URL.")
-    started_at: str | None = Field(default=None, description="Run start, RFC 3339 UTC.")
-    finished_at: str | None = Field(default=None, description="Run end, RFC 3339 UTC.")
+
+class ReplaySummary(ApiModel):
+    """The measurements of a run without its mergeable state, timeline and settings: what a
+    ReplayTest's status shows. Every field is the result's field of the same name."""
+
     duration_seconds: float = Field(ge=0, description="Wall time of the run (longest shard).")
-    shard: ShardInfo = Field(default_factory=ShardInfo, description="Shard coverage.")
-    settings: ReplaySettings | None = Field(default=None, description="The settings used.")
-    criteria: SuccessCriteria | None = Field(default=None, description="The criteria applied.")
     rate: RateReport = Field(description="Target and achieved send rates.")
     counts: Counts = Field(description="Lines and sends, all accounted for.")
     errors: dict[str, int] = Field(
@@ -326,20 +314,64 @@ class ReplayResult(ApiModel):
     comparison: ComparisonReport | None = Field(
         default=None, description="Side-by-side comparison, when a baseline was given."
     )
+    warnings: list[str] = Field(
+        default_factory=list, description="Things that make the measurements less reliable."
+    )
+
+
+HEAD_FIELDS = tuple(
+    key
+    for name in ("schema_version", "target", "baseline", "started_at", "finished_at", "shard")
+    for key in (name, to_camel(name))
+)
+
+
+class ReplayResult(ReplaySummary):
+    """The outcome of a replay test (result.json)."""
+
+    schema_version: str = Field(
+        default=SCHEMA_VERSION, description=f"Format version, {SCHEMA_VERSION}."
+    )
+    target: str = Field(description="The candidate endpoint URL.")
+    baseline: str | None = Field(default=None, description="The baseline endpoint URL.")
+    started_at: str | None = Field(default=None, description="Run start, RFC 3339 UTC.")
+    finished_at: str | None = Field(default=None, description="Run end, RFC 3339 UTC.")
+    shard: ShardInfo = Field(default_factory=ShardInfo, description="Shard coverage.")
+    settings: RunSettings | None = Field(default=None, description="The settings used.")
+    criteria: SuccessCriteria | None = Field(default=None, description="The criteria applied.")
     timeline: list[TimelinePoint] = Field(
         default_factory=list, description="Per-second counts and p99, by intended send time."
     )
     malformed_lines: list[MalformedLine] = Field(
         default_factory=list, description=f"The first {MALFORMED_SAMPLES} malformed lines."
     )
-    warnings: list[str] = Field(
-        default_factory=list, description="Things that make the measurements less reliable."
-    )
     verdict: Verdict = Field(
         default_factory=lambda: Verdict(passed=True),
         description="Whether the success criteria were met, and why not.",
     )
     state: ReplayState = Field(description="Mergeable internals (for merging shard results).")
+
+    @model_serializer(mode="wrap")
+    def _reading_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Who and when first, then the measurements (the summary's fields), then the rest."""
+        data: dict[str, Any] = handler(self)
+        first = [key for key in HEAD_FIELDS if key in data]
+        return {**{key: data[key] for key in first}, **data}
+
+    def summary(self) -> ReplaySummary:
+        """This result's own summary (its fields of the same names), rounded for display."""
+        fields = set(ReplaySummary.model_fields)
+        return ReplaySummary.model_validate(_rounded(self.model_dump(include=fields)))
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return float(f"{value:.{SUMMARY_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
 
 
 # -- building ---------------------------------------------------------------------------
@@ -358,7 +390,7 @@ class RunInfo:
     shard_index: int | None = 0
     shard_count: int = 1
     merged: int = 1
-    settings: ReplaySettings | None = None
+    settings: RunSettings | None = None
     criteria: SuccessCriteria | None = None
     lines: int = 0
     selected: int = 0
@@ -376,7 +408,7 @@ class _Rates:
     throughput: float
 
 
-def summarize(histogram: LogHistogram) -> LatencySummary:
+def latency_summary(histogram: LogHistogram) -> LatencySummary:
     p50, p90, p95, p99, p999 = histogram.quantiles([0.5, 0.9, 0.95, 0.99, 0.999])
     return LatencySummary(
         count=histogram.count,
@@ -566,8 +598,8 @@ def _endpoint_report(url: str, acc: EndpointAccumulator, rates: _Rates) -> Endpo
             scheduled=acc.scheduled, sent=acc.sent, ok=acc.ok, errors=errors, dropped=acc.dropped
         ),
         errors=dict(sorted(acc.errors.items())),
-        latency_ms=summarize(acc.latency),
-        service_time_ms=summarize(acc.service),
+        latency_ms=latency_summary(acc.latency),
+        service_time_ms=latency_summary(acc.service),
         availability=_frac(acc.ok, acc.sent),
         error_rate=_frac(errors, acc.sent),
         drop_rate=_frac(acc.dropped, acc.scheduled),
@@ -697,7 +729,7 @@ def build_result(
         errors=target_report.errors,
         latency_ms=target_report.latency_ms,
         service_time_ms=target_report.service_time_ms,
-        send_lag_ms=summarize(target.lag),
+        send_lag_ms=latency_summary(target.lag),
         availability=target_report.availability,
         error_rate=target_report.error_rate,
         drop_rate=target_report.drop_rate,

@@ -6,6 +6,6 @@ open-loop sender (:mod:`.runner`).
 """
 
 from modelrollout.services.replay.dataset import DatasetError, DatasetFetchError
-from modelrollout.services.replay.runner import Progress, ReplayJob, run_replay
+from modelrollout.services.replay.runner import Progress, run_replay
 
-__all__ = ["DatasetError", "DatasetFetchError", "Progress", "ReplayJob", "run_replay"]
+__all__ = ["DatasetError", "DatasetFetchError", "Progress", "run_replay"]

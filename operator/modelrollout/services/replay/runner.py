@@ -33,33 +33,29 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from modelrollout.core.replay.accumulator import ReplayAccumulator, classify_response
-from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.events import Event
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.plan import DatasetInfo, EmptyDatasetError, Plan, PlannedSend
 from modelrollout.core.replay.quality import PredictionReader
-from modelrollout.core.replay.rates import RateSpec
 from modelrollout.core.replay.result import (
     MalformedLine,
     ReplayResult,
-    ReplaySettings,
     RunInfo,
     result_from_run,
 )
+from modelrollout.core.replay.run import ReplayRun
 from modelrollout.core.replay.selection import (
     DatasetTally,
     EventReader,
-    EventSelection,
     select_events,
 )
 from modelrollout.services.replay.dataset import LocalDataset, open_dataset
 from modelrollout.services.replay.transport import (
-    ClientName,
     SendError,
     Transport,
     make_transport,
@@ -75,22 +71,6 @@ CACHE_MAX_EVENTS = 100_000
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 """A selection at most this large is kept in memory after the first pass, so that loops
 over a small dataset at a high rate do not re-parse it; larger ones are streamed."""
-
-
-@dataclass(slots=True)
-class ReplayJob:
-    """Everything a run needs."""
-
-    events: str
-    target: str
-    baseline: str | None = None
-    rate: RateSpec = field(default_factory=lambda: RateSpec(speed=1.0))
-    selection: EventSelection = field(default_factory=EventSelection)
-    options: ReplayOptions = field(default_factory=ReplayOptions)
-    criteria: SuccessCriteria | None = None
-    shard_index: int = 0
-    shard_count: int = 1
-    client: ClientName = "aiohttp"
 
 
 @dataclass(slots=True)
@@ -268,7 +248,7 @@ def scan_dataset(
 
 
 async def run_replay(
-    job: ReplayJob,
+    job: ReplayRun,
     progress: ProgressCallback | None = None,
     *,
     progress_interval: float = 0.5,
@@ -297,7 +277,7 @@ async def run_replay(
     )
     async with open_dataset(job.events) as dataset:
         tally, cached = await asyncio.to_thread(
-            scan_dataset, dataset, reader, job.shard_index, job.shard_count
+            scan_dataset, dataset, reader, job.index, job.shard_count
         )
         plan = Plan(
             job.rate,
@@ -335,11 +315,9 @@ async def run_replay(
         finished_at=_now_rfc3339(),
         duration_seconds=duration,
         planned_seconds=planned,
-        shard_index=job.shard_index,
+        shard_index=job.index,
         shard_count=job.shard_count,
-        settings=ReplaySettings(
-            events=job.events, rate=job.rate, selection=job.selection, options=options
-        ),
+        settings=job.settings(),
         criteria=job.criteria,
         lines=tally.lines,
         selected=tally.selected,
@@ -358,7 +336,7 @@ async def run_replay(
 
 
 async def _send_all(
-    job: ReplayJob,
+    job: ReplayRun,
     plan: Plan,
     events: Callable[[], Iterator[Event]],
     acc: ReplayAccumulator,
@@ -382,7 +360,7 @@ async def _send_all(
     ]
     expected = plan.expected_total()
     if expected is not None and job.shard_count > 1:
-        expected = len(range(job.shard_index, expected, job.shard_count))
+        expected = len(range(job.index, expected, job.shard_count))
     planned = plan.expected_duration()
 
     def snapshot(phase: str) -> Progress:
@@ -416,7 +394,7 @@ async def _send_all(
     interrupted = False
     try:
         burst = 0
-        for send in plan.sends(events, job.shard_index, job.shard_count):
+        for send in plan.sends(events, job.index, job.shard_count):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
@@ -463,7 +441,6 @@ async def _send_all(
 __all__ = [
     "EmptyDatasetError",
     "Progress",
-    "ReplayJob",
     "run_replay",
     "scan_dataset",
 ]

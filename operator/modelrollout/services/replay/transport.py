@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Protocol
 
 import aiohttp
 import httpx
 from yarl import URL
 
-ClientName = Literal["aiohttp", "httpx"]
+from modelrollout.core.replay.run import ClientName
 
 
 class SendError(Exception):

@@ -2,9 +2,9 @@
 
 One small Protocol, one module per implementation, and a factory that rejects unknown
 kinds. ``job`` runs the shards as the pods of an Indexed Job (the default, and the only
-choice in a real cluster); ``local`` runs the very same command as local processes, for
-development clusters that have no nodes. Both hand back :class:`ShardOutcome` lists, and
-the merge and the verdict that follow are the same code.
+choice in a real cluster); ``local`` runs the very same run as local processes, for quick
+work on a laptop. Both report the shards as :class:`~modelrollout.core.replay.decision.Shards`,
+and the merge and the verdict that follow are the same code.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from modelrollout.core.api.replaytest import ReplayTestSpec
-from modelrollout.core.replayjob import ShardOutcome
+from modelrollout.core.replay.decision import Shards
+from modelrollout.core.replay.run import ReplayRun
 
 
 @dataclass(frozen=True)
-class ReplayRun:
-    """One execution of a ReplayTest generation."""
+class Execution:
+    """One generation of a ReplayTest, to be run by an executor."""
 
     namespace: str
     name: str
@@ -26,14 +27,7 @@ class ReplayRun:
     generation: int
     spec: ReplayTestSpec
     body: dict[str, object]
-    args: list[str]
-
-
-@dataclass(frozen=True)
-class Observation:
-    shards: list[ShardOutcome]
-    failure: tuple[str, str] | None = None
-    job_name: str | None = None
+    run: ReplayRun
 
 
 class ReplayExecutor(Protocol):
@@ -45,14 +39,14 @@ class ReplayExecutor(Protocol):
     def endpoint(self, namespace: str, service: str, port: int, path: str, scheme: str) -> str:
         """The URL at which the shards reach a Service."""
 
-    def start(self, run: ReplayRun) -> None:
-        """Start the shards; calling it again for a started run changes nothing."""
+    def start(self, execution: Execution) -> None:
+        """Start the shards; calling it again for a started execution changes nothing."""
 
-    def observe(self, run: ReplayRun) -> Observation:
+    def observe(self, execution: Execution) -> Shards:
         """The shards' state now."""
 
-    def stop(self, run: ReplayRun) -> None:
-        """Stop and forget every run of this ReplayTest other than ``run``."""
+    def stop(self, execution: Execution) -> None:
+        """Stop and forget every execution of this ReplayTest other than this one."""
 
     def close(self) -> None:
         """The operator is stopping: release what the executor holds."""

@@ -1,8 +1,9 @@
 """The local executor: shards are local processes running the same replay command.
 
 A development control plane has no nodes, so Job pods never run. This executor runs
-``modelrollout replay`` with exactly the arguments a Job pod would get, one process per
-shard, and reads the same result line from its output. Services are reached through the
+``modelrollout replay`` with exactly the run a Job pod would get (in
+``MODELROLLOUT_REPLAY_RUN``), one process per shard, and reads the same result line from
+its output. Services are reached through the
 ``--endpoint NAMESPACE/SERVICE=URL`` map given to the operator (falling back to cluster DNS
 names), and ConfigMap events are copied to a private temporary file.
 
@@ -12,6 +13,7 @@ running is started again from the beginning, which its status shows.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,12 +22,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelrollout.core import errors
+from modelrollout.core import errors, reasons
 from modelrollout.core.api.replaytest import ReplayTestSpec
+from modelrollout.core.replay.decision import Shards
 from modelrollout.core.replay.result import parse_result_line
-from modelrollout.core.replayjob import REASON_UNSUPPORTED, ShardOutcome
-from modelrollout.services.executors import Observation, ReplayRun
+from modelrollout.core.replay.run import RUN_ENV
+from modelrollout.core.replay.shards import ShardOutcome
 from modelrollout.services.kube import Kube, config_map_value
+from modelrollout.services.replay.executors import Execution
 
 Key = tuple[str, str]
 
@@ -64,7 +68,7 @@ class LocalExecutor:
         if source.volume is not None:
             raise errors.InvalidSpec(
                 "spec.events.volume",
-                f"{REASON_UNSUPPORTED}: the local executor cannot mount volumes; use "
+                f"{reasons.UNSUPPORTED_SOURCE}: the local executor cannot mount volumes; use "
                 "configMapKeyRef or url",
             )
         assert source.config_map_key_ref is not None
@@ -87,29 +91,25 @@ class LocalExecutor:
             return base.rstrip("/") + path
         return f"{scheme}://{service}.{namespace}.svc:{port}{path}"
 
-    def start(self, run: ReplayRun) -> None:
-        key = (run.namespace, run.name)
+    def start(self, execution: Execution) -> None:
+        key = (execution.namespace, execution.name)
         with self.lock:
             existing = self.runs.get(key)
-            if existing is not None and existing.generation == run.generation:
+            if existing is not None and existing.generation == execution.generation:
                 return
             if existing is not None:
                 _kill(existing)
-            workdir = Path(tempfile.mkdtemp(prefix=f"{run.name}-", dir=self.root))
-            state = _Run(generation=run.generation, workdir=workdir)
-            for index in range(run.spec.parallelism):
+            workdir = Path(tempfile.mkdtemp(prefix=f"{execution.name}-", dir=self.root))
+            state = _Run(generation=execution.generation, workdir=workdir)
+            for index in range(execution.spec.parallelism):
                 out = workdir / f"shard-{index}.out"
                 err = workdir / f"shard-{index}.err"
+                run = execution.run.model_copy(update={"shard_index": index})
+                output = str(workdir / f"shard-{index}.json")
                 with out.open("wb") as stdout, err.open("wb") as stderr:
                     process = subprocess.Popen(
-                        [
-                            *self.command,
-                            *run.args,
-                            "--shard-index",
-                            str(index),
-                            "--output",
-                            str(workdir / f"shard-{index}.json"),
-                        ],
+                        [*self.command, "replay", "--result-line", "--quiet", "--output", output],
+                        env={**os.environ, RUN_ENV: run.to_json()},
                         stdout=stdout,
                         stderr=stderr,
                         stdin=subprocess.DEVNULL,
@@ -117,11 +117,11 @@ class LocalExecutor:
                 state.shards.append(_Shard(process, out, err))
             self.runs[key] = state
 
-    def observe(self, run: ReplayRun) -> Observation:
+    def observe(self, execution: Execution) -> Shards:
         with self.lock:
-            state = self.runs.get((run.namespace, run.name))
-        if state is None or state.generation != run.generation:
-            return Observation(shards=[])
+            state = self.runs.get((execution.namespace, execution.name))
+        if state is None or state.generation != execution.generation:
+            return Shards()
         outcomes: list[ShardOutcome] = []
         for index, shard in enumerate(state.shards):
             code = shard.process.poll()
@@ -140,13 +140,13 @@ class LocalExecutor:
                     ShardOutcome(
                         index,
                         "failed",
-                        reason="ShardFailed",
+                        reason=reasons.SHARD_FAILED,
                         message=f"exit code {code}: {' '.join(tail)}",
                     )
                 )
-        return Observation(shards=outcomes)
+        return Shards(outcomes=outcomes, started=True)
 
-    def stop(self, run: ReplayRun) -> None:
+    def stop(self, execution: Execution) -> None:
         """Nothing to clean for the current run; older generations were killed on start."""
 
     def close(self) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.core import names, replayjob
+from modelrollout.core import names
 from modelrollout.core.api.replaytest import ReplayTestSpec
-from modelrollout.core.replay.result import parse_result_line
-from modelrollout.core.replayjob import ShardOutcome
-from modelrollout.services.executors import Observation, ReplayRun
+from modelrollout.core.replay import shards
+from modelrollout.core.replay.decision import Shards
+from modelrollout.core.replay.result import ReplayResult, parse_result_line
 from modelrollout.services.kube import Kube
+from modelrollout.services.replay.executors import Execution
 
 FAILED_REASONS = {"DeadlineExceeded", "BackoffLimitExceeded", "FailedIndexes", "PodFailurePolicy"}
 
@@ -32,52 +33,61 @@ class JobExecutor:
         self.pull_policy = pull_policy
 
     def events(self, namespace: str, name: str, spec: ReplayTestSpec) -> str:
-        return replayjob.events_location(spec)
+        return shards.events_location(spec)
 
     def endpoint(self, namespace: str, service: str, port: int, path: str, scheme: str) -> str:
         return f"{scheme}://{service}.{namespace}.svc:{port}{path}"
 
-    def job_name(self, run: ReplayRun) -> str:
-        return names.job_name(run.name, run.generation)
+    def job_name(self, execution: Execution) -> str:
+        return names.job_name(execution.name, execution.generation)
 
-    def start(self, run: ReplayRun) -> None:
-        job = self.kube.get_job(run.namespace, self.job_name(run))
+    def start(self, execution: Execution) -> None:
+        job = self.kube.get_job(execution.namespace, self.job_name(execution))
         if job is not None:
-            if not owned_by(job, run.uid):
-                self.kube.delete_job(run.namespace, self.job_name(run))
+            if not owned_by(job, execution.uid):
+                self.kube.delete_job(execution.namespace, self.job_name(execution))
             return
-        manifest = replayjob.job_manifest(
-            run.body, run.spec, image=self.image, args=run.args, pull_policy=self.pull_policy
+        manifest = shards.job_manifest(
+            execution.body,
+            execution.spec,
+            image=self.image,
+            run=execution.run,
+            pull_policy=self.pull_policy,
         )
         self.kube.apply(manifest)
 
-    def observe(self, run: ReplayRun) -> Observation:
-        name = self.job_name(run)
-        job = self.kube.get_job(run.namespace, name)
-        if job is None or not owned_by(job, run.uid):
-            return Observation(shards=[], job_name=name)
-        failure = _job_failure(job)
+    def observe(self, execution: Execution) -> Shards:
+        name = self.job_name(execution)
+        job = self.kube.get_job(execution.namespace, name)
+        if job is None or not owned_by(job, execution.uid):
+            return Shards(name=name)
         # By the Job's UID, not its name: pods of a stale Job of the same name may linger.
         uid = job["metadata"]["uid"]
-        pods = self.kube.list_pods(run.namespace, f"batch.kubernetes.io/controller-uid={uid}")
-        shards = [replayjob.pod_outcome(pod, self._result_of) for pod in pods]
-        return Observation(shards=_latest_per_index(shards), failure=failure, job_name=name)
+        pods = self.kube.list_pods(execution.namespace, f"batch.kubernetes.io/controller-uid={uid}")
+        outcomes = [shards.pod_outcome(pod, self._result_of) for pod in pods]
+        return Shards(
+            outcomes=shards.latest_per_index(outcomes),
+            failure=_job_failure(job),
+            started=True,
+            name=name,
+        )
 
-    def _result_of(self, pod: dict[str, Any]) -> Any:
+    def _result_of(self, pod: dict[str, Any]) -> ReplayResult | None:
         meta = pod["metadata"]
         try:
             return parse_result_line(self.kube.pod_log(meta["namespace"], meta["name"]))
         except ValueError:
             return None  # a corrupt or truncated line: reported as InvalidResult
 
-    def stop(self, run: ReplayRun) -> None:
-        keep = self.job_name(run)
-        for job in self._jobs_of(run):
+    def stop(self, execution: Execution) -> None:
+        keep = self.job_name(execution)
+        for job in self._jobs_of(execution):
             if job != keep:
-                self.kube.delete_job(run.namespace, job)
+                self.kube.delete_job(execution.namespace, job)
 
-    def _jobs_of(self, run: ReplayRun) -> list[str]:
-        jobs = self.kube.list_jobs(run.namespace, f"{replayjob.LABEL_REPLAY_UID}={run.uid}")
+    def _jobs_of(self, execution: Execution) -> list[str]:
+        selector = f"{shards.LABEL_REPLAY_UID}={execution.uid}"
+        jobs = self.kube.list_jobs(execution.namespace, selector)
         return sorted(job["metadata"]["name"] for job in jobs)
 
     def close(self) -> None:
@@ -96,13 +106,3 @@ def _job_failure(job: dict[str, Any]) -> tuple[str, str] | None:
             reason = str(cond.get("reason") or "JobFailed")
             return reason, str(cond.get("message") or reason)
     return None
-
-
-def _latest_per_index(shards: list[ShardOutcome]) -> list[ShardOutcome]:
-    rank = {"succeeded": 3, "failed": 2, "running": 1, "pending": 0}
-    best: dict[int, ShardOutcome] = {}
-    for shard in shards:
-        current = best.get(shard.index)
-        if current is None or rank[shard.state] > rank[current.state]:
-            best[shard.index] = shard
-    return [best[i] for i in sorted(best)]
