@@ -2,10 +2,11 @@
 
 ``TemporaryError`` means "try again after ``delay`` seconds": an apiserver hiccup, a
 conflict, a Job that has not written its result yet. ``PermanentError`` means retrying
-cannot help until the input changes: an invalid spec, an unknown kind. The handlers map
-these onto kopf's own ``TemporaryError``/``PermanentError`` and onto status conditions.
-HTTP status codes from the apiserver are mapped here once, so nothing above the client
-looks at a status code.
+cannot help until the input changes: an invalid spec, an unknown kind, a permission the
+operator lacks. The scheduler (:mod:`modelrollout.services.scheduler`) retries the first
+after its delay, and looks at the second again only at the resync, logging one line.
+HTTP status codes from the apiserver are mapped here once (:func:`from_status`), so nothing
+above the client looks at a status code.
 """
 
 from __future__ import annotations

@@ -153,6 +153,16 @@ class Scheduler:
                 "%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, exc.delay
             )
             return exc.delay
+        except errors.PermanentError as exc:
+            # Retrying cannot help until something changes (the object, or RBAC): no
+            # backoff loop and no traceback, one line, and a look again at the resync.
+            metrics.RECONCILES.labels(self.name, "error").inc()
+            metrics.RECONCILE_ERRORS.labels(self.name).inc()
+            slot.failures += 1
+            log.error(
+                "%s %s/%s: %s; looking again in %.0fs", self.name, namespace, name, exc, self.resync
+            )
+            return self.resync
         except Exception:
             metrics.RECONCILES.labels(self.name, "error").inc()
             metrics.RECONCILE_ERRORS.labels(self.name).inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from modelrollout.core import errors
@@ -25,6 +26,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.fail_times = 0
         self.result = result
+        self.permanent: errors.PermanentError | None = None
 
     def __call__(self, namespace: str, name: str) -> reconciling.Result:
         with self.lock:
@@ -36,6 +38,8 @@ class Recorder:
             if self.fail_times > 0:
                 self.fail_times -= 1
                 raise errors.TemporaryError("not yet", delay=0.05)
+            if self.permanent is not None:
+                raise self.permanent
             return self.result or reconciling.after(self.requeue)
         finally:
             with self.lock:
@@ -140,4 +144,23 @@ async def test_an_object_waiting_for_an_edit_is_not_resynced():
         message="one reconcile",
     )
     assert scheduler.slots[key].timer is None  # no resync is due
+    scheduler.forget(key)
+
+
+async def test_permanent_errors_wait_for_the_resync_without_a_backoff_loop(caplog):
+    rec = Recorder()
+    rec.permanent = errors.Forbidden(403, "get deployments", "RBAC says no")
+    scheduler = Scheduler("test", rec, resync=3600)
+    key = ("ns", "a")
+    scheduler.trigger(key)
+    await async_poll_until(
+        lambda: rec.calls == [key] and not scheduler.slots[key].running,
+        timeout=5,
+        message="one reconcile",
+    )
+    slot = scheduler.slots[key]
+    assert slot.due is not None
+    assert slot.due - asyncio.get_running_loop().time() > 3000  # the resync, not 2**n seconds
+    (record,) = [r for r in caplog.records if "RBAC says no" in r.getMessage()]
+    assert record.exc_info is None  # one line, no traceback
     scheduler.forget(key)
