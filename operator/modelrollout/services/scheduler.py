@@ -135,6 +135,38 @@ class Scheduler:
         finally:
             slot.running = False
 
+    def _failed(self, key: Key, slot: _Slot, exc: Exception) -> float:
+        """Count a failed reconcile and say when to try again, by the kind of error:
+
+        * temporary (a conflict, an apiserver hiccup): after the error's own delay;
+        * permanent (retrying cannot help until the object or the RBAC changes): at the
+          resync, with one line and no traceback;
+        * anything else (a bug): with exponential backoff and the traceback.
+        """
+        namespace, name = key
+        slot.failures += 1
+        metrics.RECONCILE_ERRORS.labels(self.name).inc()
+        if isinstance(exc, errors.TemporaryError):
+            delay, outcome = exc.delay, "retry"
+            log.warning("%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, delay)
+        elif isinstance(exc, errors.PermanentError):
+            delay, outcome = self.resync, "error"
+            log.error(
+                "%s %s/%s: %s; looking again in %.0fs", self.name, namespace, name, exc, delay
+            )
+        else:
+            delay, outcome = min(MAX_BACKOFF, 2.0 ** min(slot.failures, 6)), "error"
+            log.error(
+                "%s %s/%s failed; retrying in %.1fs",
+                self.name,
+                namespace,
+                name,
+                delay,
+                exc_info=exc,
+            )
+        metrics.RECONCILES.labels(self.name, outcome).inc()
+        return delay
+
     async def _once(self, key: Key, slot: _Slot) -> float | None:
         """One reconcile; the seconds until the next, or None for none until an event."""
         namespace, name = key
@@ -145,31 +177,8 @@ class Scheduler:
         try:
             with metrics.RECONCILE_SECONDS.labels(self.name).time():
                 result = await asyncio.to_thread(self.reconcile, namespace, name)
-        except errors.TemporaryError as exc:
-            metrics.RECONCILES.labels(self.name, "retry").inc()
-            metrics.RECONCILE_ERRORS.labels(self.name).inc()
-            slot.failures += 1
-            log.warning(
-                "%s %s/%s: %s; retrying in %.1fs", self.name, namespace, name, exc, exc.delay
-            )
-            return exc.delay
-        except errors.PermanentError as exc:
-            # Retrying cannot help until something changes (the object, or RBAC): no
-            # backoff loop and no traceback, one line, and a look again at the resync.
-            metrics.RECONCILES.labels(self.name, "error").inc()
-            metrics.RECONCILE_ERRORS.labels(self.name).inc()
-            slot.failures += 1
-            log.error(
-                "%s %s/%s: %s; looking again in %.0fs", self.name, namespace, name, exc, self.resync
-            )
-            return self.resync
-        except Exception:
-            metrics.RECONCILES.labels(self.name, "error").inc()
-            metrics.RECONCILE_ERRORS.labels(self.name).inc()
-            slot.failures += 1
-            delay = min(MAX_BACKOFF, 2.0 ** min(slot.failures, 6))
-            log.exception("%s %s/%s failed; retrying in %.1fs", self.name, namespace, name, delay)
-            return delay
+        except Exception as exc:
+            return self._failed(key, slot, exc)
         metrics.RECONCILES.labels(self.name, "ok").inc()
         slot.failures = 0
         match result:
