@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -177,6 +178,28 @@ def test_a_range_vector_is_an_error(provider: PrometheusProvider) -> None:
 def test_a_string_is_an_error(provider: PrometheusProvider) -> None:
     with pytest.raises(MetricQueryError, match=r"'ok', which is not a number"):
         provider.query('"ok"')
+
+
+def test_a_history_is_one_point_per_step(provider: PrometheusProvider) -> None:
+    now = time.time()
+    points = provider.query_range(
+        f'modelrollout_test_drift_score{{job="{JOB}"}}', start=now - 30, end=now, step=1
+    )
+    assert points  # scraped at least once in the last 30 s
+    assert all(value == 0.125 for _, value in points)
+    stamps = [stamp for stamp, _ in points]
+    assert stamps == sorted(stamps)
+    assert all(b - a == pytest.approx(1.0) for a, b in zip(stamps, stamps[1:], strict=False))
+    assert now - 31 <= stamps[0] and stamps[-1] <= now + 1
+
+
+def test_a_history_of_nothing_is_empty_and_of_several_series_an_error(
+    provider: PrometheusProvider,
+) -> None:
+    now = time.time()
+    assert provider.query_range("absent_metric_xyz", start=now - 10, end=now, step=1) == []
+    with pytest.raises(MetricQueryError, match=r"history query returned 2 series"):
+        provider.query_range("modelrollout_test_requests_total", start=now - 10, end=now, step=1)
 
 
 def test_a_running_prometheus_is_online(provider: PrometheusProvider) -> None:

@@ -38,6 +38,15 @@ class MetricProvider(Protocol):
         """
         ...
 
+    def query_range(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
+        """The history of ``promql`` as ``(unix time, value)`` points, one every ``step``
+        seconds from ``start`` to ``end`` (no data: empty). Raises
+        :class:`MetricQueryError` like :meth:`query`, and when the query gives several
+        series."""
+        ...
+
     def is_online(self) -> bool:
         """Whether the provider answers a trivial query correctly; never raises."""
         ...

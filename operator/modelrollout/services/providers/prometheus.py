@@ -25,6 +25,8 @@ import ast
 import json
 import math
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -69,6 +71,34 @@ class PrometheusProvider:
 
     def query(self, promql: str) -> float | None:
         """The single value of ``promql`` now; None for no data. See the module docstring."""
+        return _single_value(
+            self._call(
+                lambda client: client.custom_query(
+                    promql,
+                    params={"timeout": f"{self.timeout:g}"},
+                    timeout=self.timeout,  # type: ignore[arg-type]
+                )
+            )
+        )
+
+    def query_range(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> list[tuple[float, float]]:
+        """The history of ``promql``, one ``(unix time, value)`` every ``step`` seconds from
+        ``start`` to ``end``; empty for no data. The query must give one series."""
+        result = self._call(
+            lambda client: client.custom_query_range(
+                promql,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{step:g}s",
+                params={"timeout": f"{self.timeout:g}"},
+            )
+        )
+        return _single_series(result)
+
+    def _call(self, fn: Callable[[PrometheusConnect], Any]) -> Any:
+        """Run one request with the error handling the module docstring describes."""
         # No retries, and read=False so that a read timeout surfaces as a timeout rather
         # than as "max retries exceeded". The library annotates headers as a dict and
         # timeouts as int; it hands both to requests, which takes None and float seconds.
@@ -79,11 +109,7 @@ class PrometheusProvider:
             timeout=self.timeout,  # type: ignore[arg-type]
         )
         try:
-            result: Any = client.custom_query(
-                promql,
-                params={"timeout": f"{self.timeout:g}"},
-                timeout=self.timeout,  # type: ignore[arg-type]
-            )
+            return fn(client)
         except PrometheusApiClientException as err:
             raise MetricQueryError(self._answered(str(err))) from err
         except (ValueError, KeyError, TypeError) as err:
@@ -103,7 +129,6 @@ class PrometheusProvider:
             ) from err
         finally:
             client.close()
-        return _single_value(result)
 
     def is_online(self) -> bool:
         """Whether ``vector(1)`` comes back as 1, as Flagger checks it."""
@@ -150,6 +175,29 @@ def _labels(series: dict[str, Any]) -> str:
     name = labels.pop("__name__", "")
     inner = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def _single_series(result: Any) -> list[tuple[float, float]]:
+    """The points of the one series of a range query's ``data.result``; NaNs left out."""
+    if not isinstance(result, list):
+        raise MetricQueryError(f"unexpected query result {result!r:.{BODY_SHOWN}}")
+    if not result:
+        return []
+    if len(result) > 1:
+        shown = ", ".join(_labels(series) for series in result[:SERIES_SHOWN])
+        raise MetricQueryError(
+            f"the history query returned {len(result)} series, not one ({shown}); aggregate "
+            "them, for example with sum() or max()"
+        )
+    points = []
+    try:
+        for stamp, text in result[0]["values"]:
+            value = _number(text)
+            if value is not None:
+                points.append((float(stamp), value))
+    except (KeyError, TypeError, ValueError):
+        raise MetricQueryError(f"unexpected query result {result!r:.{BODY_SHOWN}}") from None
+    return points
 
 
 def _single_value(result: Any) -> float | None:
