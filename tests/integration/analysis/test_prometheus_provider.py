@@ -12,6 +12,7 @@ scope (the tests using it are still marked ``prometheus``), and ``scraped`` is a
 
 from __future__ import annotations
 
+import itertools
 import math
 import socket
 import time
@@ -189,8 +190,9 @@ def test_a_history_is_one_point_per_step(provider: PrometheusProvider) -> None:
     assert all(value == 0.125 for _, value in points)
     stamps = [stamp for stamp, _ in points]
     assert stamps == sorted(stamps)
-    assert all(b - a == pytest.approx(1.0) for a, b in zip(stamps, stamps[1:], strict=False))
-    assert now - 31 <= stamps[0] and stamps[-1] <= now + 1
+    assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(stamps))
+    assert now - 31 <= stamps[0]
+    assert stamps[-1] <= now + 1
 
 
 def test_a_history_of_nothing_is_empty_and_of_several_series_an_error(
