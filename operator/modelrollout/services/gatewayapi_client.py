@@ -32,6 +32,7 @@ class GatewayApi:
                 GROUP, VERSION, namespace, HTTPROUTES, name, _preload_content=False
             ),
             f"httproute/{name}",
+            resource=HTTPROUTES,
         )
 
     def patch_httproute(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -56,4 +57,6 @@ class GatewayApi:
                 )
             ),
             f"httproute/{name}",
+            verb="patch",
+            resource=HTTPROUTES,
         )

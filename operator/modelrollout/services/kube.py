@@ -27,16 +27,22 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.core import errors
 from modelrollout.core.api.common import GROUP, VERSION
 from modelrollout.core.clock import rfc3339
+from modelrollout.services import apicalls
 
 FIELD_MANAGER = "modelrollout"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 COMPONENT = "modelrollout"
+RESOURCES = {"Deployment": "deployments", "Service": "services", "Job": "jobs"}
+"""The kinds :meth:`Kube.apply` writes, and their resources."""
 
 T = TypeVar("T")
 
 
-def call_api(fn: Callable[[], T], what: str) -> T:
+def call_api(fn: Callable[[], T], what: str, *, verb: str, resource: str) -> T:
+    """Send one request (counted by :mod:`.apicalls` as ``verb resource``); API errors
+    become :mod:`modelrollout.core.errors`."""
+    apicalls.record(verb, resource)
     try:
         return fn()
     except ApiException as exc:
@@ -51,10 +57,10 @@ def _message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason)
 
 
-def read_or_none(fn: Callable[[], Any], what: str) -> dict[str, Any] | None:
+def read_or_none(fn: Callable[[], Any], what: str, *, resource: str) -> dict[str, Any] | None:
     """Read one object as a dict; None when it does not exist."""
     try:
-        return call_api(lambda: as_json(fn()), what)
+        return call_api(lambda: as_json(fn()), what, verb="get", resource=resource)
     except errors.NotFound:
         return None
 
@@ -81,6 +87,7 @@ class Kube:
         return read_or_none(
             lambda: leases.read_namespaced_lease(name, namespace, _preload_content=False),
             f"lease/{name}",
+            resource="leases",
         )
 
     def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
@@ -90,6 +97,8 @@ class Kube:
                 namespace, cast(Any, body), _preload_content=False
             ),
             f"lease/{body['metadata']['name']}",
+            verb="create",
+            resource="leases",
         )
 
     def patch_lease(self, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -101,6 +110,8 @@ class Kube:
                 name, namespace, body, _preload_content=False, _content_type=MERGE
             ),
             f"lease/{name}",
+            verb="patch",
+            resource="leases",
         )
 
     # --- our own kinds -------------------------------------------------------------
@@ -110,6 +121,7 @@ class Kube:
                 GROUP, VERSION, namespace, plural, name, _preload_content=False
             ),
             f"{plural}/{name}",
+            resource=plural,
         )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
@@ -125,6 +137,8 @@ class Kube:
                 )
             ),
             plural,
+            verb="list",
+            resource=plural,
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -159,6 +173,8 @@ class Kube:
                 _preload_content=False,
             ),
             f"{plural}/{name} status",
+            verb="patch",
+            resource=f"{plural}/status",
         )
 
     def apply_custom(self, plural: str, body: dict[str, Any]) -> None:
@@ -177,6 +193,8 @@ class Kube:
                 _preload_content=False,
             ),
             f"{plural}/{meta['name']}",
+            verb="apply",
+            resource=plural,
         )
 
     # --- owned workloads -------------------------------------------------------------
@@ -200,18 +218,20 @@ class Kube:
         }
         if kind not in calls:
             raise errors.PermanentError(f"cannot apply objects of kind {kind}")
-        call_api(calls[kind], f"{kind.lower()}/{name}")
+        call_api(calls[kind], f"{kind.lower()}/{name}", verb="apply", resource=RESOURCES[kind])
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(
             lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False),
             f"deployment/{name}",
+            resource="deployments",
         )
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(
             lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
             f"job/{name}",
+            resource="jobs",
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
@@ -222,6 +242,8 @@ class Kube:
                 )
             ),
             "jobs",
+            verb="list",
+            resource="jobs",
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -233,6 +255,8 @@ class Kube:
                     name, namespace, propagation_policy="Background", _preload_content=False
                 ),
                 f"job/{name}",
+                verb="delete",
+                resource="jobs",
             )
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
@@ -243,6 +267,8 @@ class Kube:
                 )
             ),
             "pods",
+            verb="list",
+            resource="pods",
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -253,6 +279,8 @@ class Kube:
                 name, namespace, limit_bytes=tail_bytes, _preload_content=False
             ),
             f"pod/{name} log",
+            verb="get",
+            resource="pods/log",
         )
         text: str = response.data.decode("utf-8", "replace")
         return text
@@ -262,12 +290,14 @@ class Kube:
         return read_or_none(
             lambda: self.core.read_namespaced_config_map(name, namespace, _preload_content=False),
             f"configmap/{name}",
+            resource="configmaps",
         )
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(
             lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False),
             f"secret/{name}",
+            resource="secrets",
         )
 
     # --- events --------------------------------------------------------------------------
@@ -313,6 +343,8 @@ class Kube:
                 meta["namespace"], cast(Any, body), _preload_content=False
             ),
             "event",
+            verb="create",
+            resource="events",
         )
 
 
