@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -36,17 +36,28 @@ COMPONENT = "modelrollout"
 RESOURCES = {"Deployment": "deployments", "Service": "services", "Job": "jobs"}
 """The kinds :meth:`Kube.apply` writes, and their resources."""
 
-T = TypeVar("T")
 
+def call_api(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> bytes:
+    """Send one request (counted by :mod:`.apicalls` as ``verb resource``) and read its
+    body in full; API errors become :mod:`modelrollout.core.errors`.
 
-def call_api(fn: Callable[[], T], what: str, *, verb: str, resource: str) -> T:
-    """Send one request (counted by :mod:`.apicalls` as ``verb resource``); API errors
-    become :mod:`modelrollout.core.errors`."""
+    Every call here passes ``_preload_content=False``, so the client hands back the
+    urllib3 response unread. Reading it to the end is what returns its connection to the
+    client's pool: a response dropped unread keeps its connection, and the next request
+    opens a new one (a TCP and a TLS handshake with the apiserver). Writes therefore read
+    their answers too, even when nothing in them is needed.
+    """
     apicalls.record(verb, resource)
     try:
-        return fn()
+        return bytes(fn().data)
     except ApiException as exc:
         raise errors.from_status(int(exc.status or 0), what, _message(exc)) from exc
+
+
+def call_json(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> dict[str, Any]:
+    """:func:`call_api`, with the body parsed as a JSON object."""
+    data: dict[str, Any] = json.loads(call_api(fn, what, verb=verb, resource=resource))
+    return data
 
 
 def _message(exc: ApiException) -> str:
@@ -60,14 +71,9 @@ def _message(exc: ApiException) -> str:
 def read_or_none(fn: Callable[[], Any], what: str, *, resource: str) -> dict[str, Any] | None:
     """Read one object as a dict; None when it does not exist."""
     try:
-        return call_api(lambda: as_json(fn()), what, verb="get", resource=resource)
+        return call_json(fn, what, verb="get", resource=resource)
     except errors.NotFound:
         return None
-
-
-def as_json(response: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(response.data)
-    return data
 
 
 class Kube:
@@ -125,16 +131,14 @@ class Kube:
         )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    label_selector=label_selector,
-                    _preload_content=False,
-                )
+        data = call_json(
+            lambda: self.custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                label_selector=label_selector,
+                _preload_content=False,
             ),
             plural,
             verb="list",
@@ -235,11 +239,9 @@ class Kube:
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.batch.list_namespaced_job(
-                    namespace, label_selector=label_selector, _preload_content=False
-                )
+        data = call_json(
+            lambda: self.batch.list_namespaced_job(
+                namespace, label_selector=label_selector, _preload_content=False
             ),
             "jobs",
             verb="list",
@@ -260,11 +262,9 @@ class Kube:
             )
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.core.list_namespaced_pod(
-                    namespace, label_selector=label_selector, _preload_content=False
-                )
+        data = call_json(
+            lambda: self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _preload_content=False
             ),
             "pods",
             verb="list",
@@ -274,7 +274,7 @@ class Kube:
         return items
 
     def pod_log(self, namespace: str, name: str, *, tail_bytes: int = 4 * 1024 * 1024) -> str:
-        response: Any = call_api(
+        body = call_api(
             lambda: self.core.read_namespaced_pod_log(
                 name, namespace, limit_bytes=tail_bytes, _preload_content=False
             ),
@@ -282,8 +282,7 @@ class Kube:
             verb="get",
             resource="pods/log",
         )
-        text: str = response.data.decode("utf-8", "replace")
-        return text
+        return body.decode("utf-8", "replace")
 
     # --- references --------------------------------------------------------------------
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
