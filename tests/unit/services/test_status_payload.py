@@ -20,3 +20,59 @@ def test_changed_status_clears_fields_that_became_unset():
     assert patch["phase"] == "Production"
     assert patch["candidateVersion"] is None  # a merge patch null removes the field
     assert "kopf" not in patch
+
+
+USER_FIELDS = {"approvals": [], "aborted": False, "resumedAt": None, "retryRequestedAt": None}
+RESULT = {
+    "rate": {"target": 200.0, "achieved": 199.9},
+    "counts": {"selected": 200, "sent": 200, "ok": 200, "errors": 0, "dropped": 0, "malformed": 0},
+    "errors": {},
+    "errorRate": 0.0,
+    "availability": 1.0,
+    "throughput": 199.9,
+    "latencyMs": {"p50": 5.2, "p90": 39.8, "p95": 53.2, "p99": 69.1, "p999": 73.3, "max": 73.9},
+    "serviceTimeMs": {"p50": 3.9, "p90": 28.6, "p95": 37.2, "p99": 54.3, "p999": 57.7, "max": 58},
+    "comparison": None,
+}
+
+
+def stored_as_written(status: ModelDeploymentStatus) -> dict:
+    """The status as the apiserver keeps it after our patches: no nulls at any depth (a
+    merge patch null removes the field), and no user field left at its default (they are
+    sent only when a decision changes them)."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    dumped = strip(status.model_dump(by_alias=True, mode="json"))
+    return {k: v for k, v in dumped.items() if k not in USER_FIELDS}
+
+
+def test_an_idle_status_with_nested_nulls_and_default_user_fields_is_not_written():
+    status = ModelDeploymentStatus.model_validate(
+        {"phase": "Production", "stableVersion": "v1", "replayResult": RESULT}
+    )
+    stored = stored_as_written(status)
+    assert "comparison" not in stored["replayResult"]
+    assert "approvals" not in stored
+    assert status_payload(status, stored, USER_FIELDS) is None
+
+
+def test_user_fields_are_sent_only_when_the_decision_changed_them():
+    stored = stored_as_written(ModelDeploymentStatus(phase="Baking", stable_version="v1"))
+    stored["aborted"] = True
+    unchanged = ModelDeploymentStatus(phase="Baking", stable_version="v1", aborted=True)
+    assert status_payload(unchanged, stored, USER_FIELDS) is None
+    moved = ModelDeploymentStatus(phase="RolledBack", stable_version="v1", aborted=True)
+    patch = status_payload(moved, stored, USER_FIELDS)
+    assert patch is not None
+    assert patch["phase"] == "RolledBack"
+    assert "aborted" not in patch
+    cleared = ModelDeploymentStatus(phase="Baking", stable_version="v1", aborted=False)
+    patch = status_payload(cleared, stored, USER_FIELDS)
+    assert patch is not None
+    assert patch["aborted"] is False
