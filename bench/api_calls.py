@@ -15,9 +15,13 @@ runs them, against the cluster's apiserver:
    verb and resource. The new TCP connections the client's urllib3 pool opens during the
    same reconciles are counted too (a new connection to the apiserver is a TLS handshake).
 
-Nothing else in the process talks to the apiserver through the operator's client while
-the reconciles run, so the counts are exact, not sampled. The figures are written to
-``bench/results/api_calls-<label>.json`` and printed; docs/benchmarks.md quotes them.
+The operator's watch-fed cache (:mod:`modelrollout.services.cache`) is fed here the way
+kopf feeds it in the operator, by watches of the namespace running in threads on their own
+client (``tests/support/watchfeed.py``); ``--no-cache`` runs without it, every read and
+apply going to the apiserver. Nothing else in the process talks to the apiserver through
+the operator's client while the reconciles run, so the counts are exact, not sampled. The
+figures are written to ``bench/results/api_calls-<label>.json`` and printed;
+docs/benchmarks.md quotes them.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +48,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from factories import events_configmap, model_deployment  # noqa: E402
 from modelrollout.core.api import modeldeployment, replaytest  # noqa: E402
 from modelrollout.services import apicalls, reconciling, replaytests, rollouts  # noqa: E402
+from modelrollout.services.cache import ObjectCache  # noqa: E402
 from modelrollout.services.executors.local import LocalExecutor  # noqa: E402
 from modelrollout.services.kube import Kube  # noqa: E402
 from support.cluster import Cluster, running_cluster  # noqa: E402
 from support.modelservers import model_servers  # noqa: E402
 from support.wait import poll_until  # noqa: E402
+from support.watchfeed import WatchFeed  # noqa: E402
 
 NAMESPACE = "bench-api-calls"
 MD = "md"
@@ -151,22 +158,30 @@ def idle_reconciles(
     }
 
 
-def run(workdir: Path, count: int) -> dict[str, Any]:
+def run(workdir: Path, count: int, cached: bool) -> dict[str, Any]:
     with running_cluster(workdir / "cluster") as cluster:
         log(f"cluster up in {cluster.start_seconds:.1f}s")
         cluster.install_crds()
         api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(cluster.kubeconfig)
         )
+        watches: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(cluster.kubeconfig)
+        )
         servers_dir = workdir / "servers"
         servers_dir.mkdir()
+        cache = ObjectCache(namespaces=[NAMESPACE]) if cached else None
+        feed: AbstractContextManager[object] = (
+            WatchFeed(watches, cache, NAMESPACE) if cache is not None else nullcontext()
+        )
         with (
             namespace(cluster, NAMESPACE),
+            feed,
             model_servers(servers_dir, v1=["--model-version", "v1"]) as servers,
         ):
             url = servers["v1"].url
             endpoints = {f"{NAMESPACE}/{MD}-candidate": url, f"{NAMESPACE}/{MD}-stable": url}
-            kube = Kube(api)
+            kube = Kube(api, cache=cache)
             executor = LocalExecutor(kube, endpoints)
             try:
                 md_service = rollouts.RolloutService(kube, rollouts.Settings(wait_for_ready=False))
@@ -182,6 +197,9 @@ def run(workdir: Path, count: int) -> dict[str, Any]:
             finally:
                 executor.close()
                 api.close()
+                watches.close()
+    if isinstance(feed, WatchFeed) and feed.errors:
+        raise SystemExit(f"a watch failed: {feed.errors[0]}")
     return figures
 
 
@@ -191,11 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--label", default="latest", help="names the results file")
     parser.add_argument("--reconciles", type=int, default=20, help="idle reconciles per kind")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="without the watch-fed cache: every call is sent"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="modelrollout-bench-calls-") as tmp:
-        figures = run(Path(tmp), args.reconciles)
+        figures = run(Path(tmp), args.reconciles, cached=not args.no_cache)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     data = {
         "label": args.label,
+        "commit": commit,
+        "cache": not args.no_cache,
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
