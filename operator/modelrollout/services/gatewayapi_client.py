@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client
 
-from modelrollout.services.kube import FIELD_MANAGER, MERGE, as_json, call_api, read_or_none
+from modelrollout.services.kube import FIELD_MANAGER, MERGE, call_json, read_or_none
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -32,6 +32,7 @@ class GatewayApi:
                 GROUP, VERSION, namespace, HTTPROUTES, name, _preload_content=False
             ),
             f"httproute/{name}",
+            resource=HTTPROUTES,
         )
 
     def patch_httproute(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -41,19 +42,19 @@ class GatewayApi:
         changed since it was read, the apiserver refuses and
         :class:`~modelrollout.core.errors.Conflict` is raised. Returns the patched route.
         """
-        return call_api(
-            lambda: as_json(
-                self.custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    HTTPROUTES,
-                    name,
-                    patch,
-                    field_manager=FIELD_MANAGER,
-                    _content_type=MERGE,
-                    _preload_content=False,
-                )
+        return call_json(
+            lambda: self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                HTTPROUTES,
+                name,
+                patch,
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE,
+                _preload_content=False,
             ),
             f"httproute/{name}",
+            verb="patch",
+            resource=HTTPROUTES,
         )

@@ -7,8 +7,17 @@ only writer of what it owns, an apply is idempotent (a restart re-applies the sa
 objects without conflict), and fields other managers set (an HPA's replicas, a mesh's
 annotations) are left alone.
 
+With an :class:`~modelrollout.services.cache.ObjectCache` (the operator's, fed by its
+watches), reads of the watched kinds are answered from the cache and go to the apiserver
+only on a miss; the answers of reads and writes are handed to the cache. Each applied
+manifest carries its hash (:mod:`modelrollout.core.applied`), and an apply is skipped when
+the watched object already carries the manifest and this process applied it less than
+:data:`REAPPLY_SECONDS` ago: see :mod:`.cache` for why that is safe, and how drift by
+another writer is still corrected. Without a cache (the command-line tools) every call goes
+to the apiserver.
+
 API errors are mapped onto :mod:`modelrollout.core.errors` so callers never look at HTTP
-status codes.
+status codes. Every request is counted (:mod:`.apicalls`).
 """
 
 from __future__ import annotations
@@ -19,28 +28,51 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.core import errors
+from modelrollout.core import applied, errors
 from modelrollout.core.api.common import GROUP, VERSION
 from modelrollout.core.clock import rfc3339
+from modelrollout.services import apicalls, metrics
+from modelrollout.services.cache import ObjectCache
 
 FIELD_MANAGER = "modelrollout"
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 COMPONENT = "modelrollout"
+RESOURCES = {"Deployment": "deployments", "Service": "services", "Job": "jobs"}
+"""The kinds :meth:`Kube.apply` writes, and their resources."""
+REAPPLY_SECONDS = 600.0
+"""An object the cache shows unchanged is applied again at least this often (see
+:mod:`.cache`)."""
 
-T = TypeVar("T")
+ApplyFn = Callable[[dict[str, Any]], Any]
 
 
-def call_api(fn: Callable[[], T], what: str) -> T:
+def call_api(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> bytes:
+    """Send one request (counted by :mod:`.apicalls` as ``verb resource``) and read its
+    body in full; API errors become :mod:`modelrollout.core.errors`.
+
+    Every call here passes ``_preload_content=False``, so the client hands back the
+    urllib3 response unread. Reading it to the end is what returns its connection to the
+    client's pool: a response dropped unread keeps its connection, and the next request
+    opens a new one (a TCP and a TLS handshake with the apiserver). Writes therefore read
+    their answers too, even when nothing in them is needed.
+    """
+    apicalls.record(verb, resource)
     try:
-        return fn()
+        return bytes(fn().data)
     except ApiException as exc:
         raise errors.from_status(int(exc.status or 0), what, _message(exc)) from exc
+
+
+def call_json(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> dict[str, Any]:
+    """:func:`call_api`, with the body parsed as a JSON object."""
+    data: dict[str, Any] = json.loads(call_api(fn, what, verb=verb, resource=resource))
+    return data
 
 
 def _message(exc: ApiException) -> str:
@@ -51,29 +83,60 @@ def _message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason)
 
 
-def read_or_none(fn: Callable[[], Any], what: str) -> dict[str, Any] | None:
+def read_or_none(fn: Callable[[], Any], what: str, *, resource: str) -> dict[str, Any] | None:
     """Read one object as a dict; None when it does not exist."""
     try:
-        return call_api(lambda: as_json(fn()), what)
+        return call_json(fn, what, verb="get", resource=resource)
     except errors.NotFound:
         return None
-
-
-def as_json(response: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(response.data)
-    return data
 
 
 class Kube:
     """The operator's view of the Kubernetes API."""
 
-    def __init__(self, api_client: client.ApiClient, *, instance: str = "modelrollout") -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        instance: str = "modelrollout",
+        cache: ObjectCache | None = None,
+        reapply_seconds: float = REAPPLY_SECONDS,
+    ) -> None:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.instance = instance
+        self.cache = cache
+        self.reapply_seconds = reapply_seconds
+
+    # --- the cache ---------------------------------------------------------------------
+    def _read(
+        self, resource: str, namespace: str, name: str, fn: Callable[[], Any], what: str
+    ) -> dict[str, Any] | None:
+        """From the cache when it keeps the kind; otherwise (or on a miss) from the API."""
+        cache = self.cache
+        if cache is not None and cache.keeps(resource):
+            found = cache.get(resource, namespace, name)
+            if found is not None:
+                return found
+        obj = read_or_none(fn, what, resource=resource)
+        if obj is not None and cache is not None:
+            cache.offer(resource, obj)
+        return obj
+
+    def _apply(self, resource: str, manifest: dict[str, Any], send: ApplyFn) -> None:
+        """Apply ``manifest`` with its hash annotation, unless the watched object already
+        carries it and was applied by this process less than ``reapply_seconds`` ago."""
+        body = applied.with_hash(manifest)
+        cache = self.cache
+        if cache is not None and cache.still_applied(resource, body, within=self.reapply_seconds):
+            metrics.APPLIES_SKIPPED.labels(resource).inc()
+            return
+        answer = send(body)
+        if cache is not None:
+            cache.applied(resource, answer)
 
     # --- the leader election's Lease --------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -81,6 +144,7 @@ class Kube:
         return read_or_none(
             lambda: leases.read_namespaced_lease(name, namespace, _preload_content=False),
             f"lease/{name}",
+            resource="leases",
         )
 
     def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
@@ -90,6 +154,8 @@ class Kube:
                 namespace, cast(Any, body), _preload_content=False
             ),
             f"lease/{body['metadata']['name']}",
+            verb="create",
+            resource="leases",
         )
 
     def patch_lease(self, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -101,11 +167,16 @@ class Kube:
                 name, namespace, body, _preload_content=False, _content_type=MERGE
             ),
             f"lease/{name}",
+            verb="patch",
+            resource="leases",
         )
 
     # --- our own kinds -------------------------------------------------------------
     def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return read_or_none(
+        return self._read(
+            plural,
+            namespace,
+            name,
             lambda: self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, name, _preload_content=False
             ),
@@ -113,18 +184,18 @@ class Kube:
         )
 
     def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    label_selector=label_selector,
-                    _preload_content=False,
-                )
+        data = call_json(
+            lambda: self.custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                label_selector=label_selector,
+                _preload_content=False,
             ),
             plural,
+            verb="list",
+            resource=plural,
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -146,7 +217,7 @@ class Kube:
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        call_api(
+        answer = call_json(
             lambda: self.custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
@@ -159,31 +230,42 @@ class Kube:
                 _preload_content=False,
             ),
             f"{plural}/{name} status",
+            verb="patch",
+            resource=f"{plural}/status",
         )
+        if self.cache is not None:
+            self.cache.offer(plural, answer)
 
-    def apply_custom(self, plural: str, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        call_api(
-            lambda: self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                plural,
-                meta["name"],
-                body,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-                _preload_content=False,
-            ),
-            f"{plural}/{meta['name']}",
-        )
+    def apply_custom(self, plural: str, manifest: dict[str, Any]) -> None:
+        """Server-side apply of one of our kinds (a ReplayTest a ModelDeployment owns)."""
+        meta = manifest["metadata"]
+
+        def send(body: dict[str, Any]) -> dict[str, Any]:
+            return call_json(
+                lambda: self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    meta["namespace"],
+                    plural,
+                    meta["name"],
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY,
+                    _preload_content=False,
+                ),
+                f"{plural}/{meta['name']}",
+                verb="apply",
+                resource=plural,
+            )
+
+        self._apply(plural, manifest, send)
 
     # --- owned workloads -------------------------------------------------------------
-    def apply(self, body: dict[str, Any]) -> None:
+    def apply(self, manifest: dict[str, Any]) -> None:
         """Server-side apply of a Deployment, Service or Job we own."""
-        kind = body["kind"]
-        meta = body["metadata"]
+        kind = manifest["kind"]
+        meta = manifest["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         common: dict[str, Any] = {
             "field_manager": FIELD_MANAGER,
@@ -191,37 +273,52 @@ class Kube:
             "_content_type": APPLY,
             "_preload_content": False,
         }
-        calls: dict[str, Callable[[], Any]] = {
-            "Deployment": lambda: self.apps.patch_namespaced_deployment(
+        calls: dict[str, ApplyFn] = {
+            "Deployment": lambda body: self.apps.patch_namespaced_deployment(
                 name, namespace, body, **common
             ),
-            "Service": lambda: self.core.patch_namespaced_service(name, namespace, body, **common),
-            "Job": lambda: self.batch.patch_namespaced_job(name, namespace, body, **common),
+            "Service": lambda body: self.core.patch_namespaced_service(
+                name, namespace, body, **common
+            ),
+            "Job": lambda body: self.batch.patch_namespaced_job(name, namespace, body, **common),
         }
         if kind not in calls:
             raise errors.PermanentError(f"cannot apply objects of kind {kind}")
-        call_api(calls[kind], f"{kind.lower()}/{name}")
+        resource = RESOURCES[kind]
+
+        def send(body: dict[str, Any]) -> dict[str, Any]:
+            return call_json(
+                lambda: calls[kind](body), f"{kind.lower()}/{name}", verb="apply", resource=resource
+            )
+
+        self._apply(resource, manifest, send)
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return read_or_none(
+        return self._read(
+            "deployments",
+            namespace,
+            name,
             lambda: self.apps.read_namespaced_deployment(name, namespace, _preload_content=False),
             f"deployment/{name}",
         )
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return read_or_none(
+        return self._read(
+            "jobs",
+            namespace,
+            name,
             lambda: self.batch.read_namespaced_job(name, namespace, _preload_content=False),
             f"job/{name}",
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.batch.list_namespaced_job(
-                    namespace, label_selector=label_selector, _preload_content=False
-                )
+        data = call_json(
+            lambda: self.batch.list_namespaced_job(
+                namespace, label_selector=label_selector, _preload_content=False
             ),
             "jobs",
+            verb="list",
+            resource="jobs",
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
@@ -233,41 +330,48 @@ class Kube:
                     name, namespace, propagation_policy="Background", _preload_content=False
                 ),
                 f"job/{name}",
+                verb="delete",
+                resource="jobs",
             )
+        if self.cache is not None:
+            self.cache.drop("jobs", namespace, name)
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_api(
-            lambda: as_json(
-                self.core.list_namespaced_pod(
-                    namespace, label_selector=label_selector, _preload_content=False
-                )
+        data = call_json(
+            lambda: self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _preload_content=False
             ),
             "pods",
+            verb="list",
+            resource="pods",
         )
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
     def pod_log(self, namespace: str, name: str, *, tail_bytes: int = 4 * 1024 * 1024) -> str:
-        response: Any = call_api(
+        body = call_api(
             lambda: self.core.read_namespaced_pod_log(
                 name, namespace, limit_bytes=tail_bytes, _preload_content=False
             ),
             f"pod/{name} log",
+            verb="get",
+            resource="pods/log",
         )
-        text: str = response.data.decode("utf-8", "replace")
-        return text
+        return body.decode("utf-8", "replace")
 
     # --- references --------------------------------------------------------------------
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(
             lambda: self.core.read_namespaced_config_map(name, namespace, _preload_content=False),
             f"configmap/{name}",
+            resource="configmaps",
         )
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return read_or_none(
             lambda: self.core.read_namespaced_secret(name, namespace, _preload_content=False),
             f"secret/{name}",
+            resource="secrets",
         )
 
     # --- events --------------------------------------------------------------------------
@@ -313,6 +417,8 @@ class Kube:
                 meta["namespace"], cast(Any, body), _preload_content=False
             ),
             "event",
+            verb="create",
+            resource="events",
         )
 
 

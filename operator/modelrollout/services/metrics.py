@@ -22,6 +22,14 @@ next to these), served on ``--metrics-port`` at ``/metrics``:
     (histogram).
 ``modelrollout_leader``
     1 while this replica holds the leader-election Lease.
+``modelrollout_api_requests_total{verb,resource}``
+    Requests to the Kubernetes API (see :mod:`.apicalls`).
+``modelrollout_api_requests_per_reconcile{kind}``
+    Requests to the Kubernetes API made by one reconcile (histogram).
+``modelrollout_cache_reads_total{resource,result}``
+    Reads answered by the watch-fed cache (``hit``) or sent to the API (``miss``).
+``modelrollout_applies_skipped_total{resource}``
+    Server-side applies left out because the object already carried the manifest.
 
 The series of an object go when the object does (:func:`forget`).
 """
@@ -93,6 +101,31 @@ ROLLBACK_SECONDS = Histogram(
 LEADER = Gauge(
     "modelrollout_leader",
     "1 while this replica holds the leader-election Lease.",
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "modelrollout_api_requests",
+    "Requests to the Kubernetes API by verb and resource.",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+API_REQUESTS_PER_RECONCILE = Histogram(
+    "modelrollout_api_requests_per_reconcile",
+    "Requests to the Kubernetes API made by one reconcile.",
+    ["kind"],
+    buckets=(0, 1, 2, 3, 5, 8, 12, 20, 50),
+    registry=REGISTRY,
+)
+CACHE_READS = Counter(
+    "modelrollout_cache_reads",
+    "Reads of watched objects: answered by the cache (hit) or sent to the API (miss).",
+    ["resource", "result"],
+    registry=REGISTRY,
+)
+APPLIES_SKIPPED = Counter(
+    "modelrollout_applies_skipped",
+    "Server-side applies left out because the object already carried the manifest.",
+    ["resource"],
     registry=REGISTRY,
 )
 

@@ -179,12 +179,22 @@ def status_payload(
     """
     new = status.model_dump(by_alias=True, mode="json", exclude={"kopf"})
     current = {k: v for k, v in (old or {}).items() if k != "kopf"}
-    comparable = {k: v for k, v in new.items() if v is not None}
-    if comparable == current:
-        return None
     # Fields that kubectl modelrollout writes (`user_fields`, with their defaults) are sent
-    # only when the decision changed them, so a command given meanwhile is not overwritten.
+    # only when the decision changed them, so a command given meanwhile is not overwritten;
+    # one the decision left as it was does not count as a change either.
     for key, default in (user_fields or {}).items():
         if new.get(key) == current.get(key, default):
             new.pop(key, None)
+            current.pop(key, None)
+    # The stored status has no nulls (a merge patch null removes the field), at any depth.
+    if _without_nulls(new) == current:
+        return None
     return new
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value

@@ -14,7 +14,9 @@ controller-runtime does with ``RequeueAfter``:
   fixed), or ``Gone``, which forgets the key;
 * errors are retried with the delay a ``TemporaryError`` carries, or with backoff;
 * with leader election, a replica that does not hold the Lease runs no reconcile: its keys
-  wait, checking again every second, until it does.
+  wait, checking again every second, until it does;
+* the API requests of each reconcile are counted (:mod:`.apicalls`) into the histogram
+  ``modelrollout_api_requests_per_reconcile``.
 
 Nothing here is state that matters across restarts: on start, kopf lists every object,
 each gets a reconcile, and the status says where each rollout stood.
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelrollout.core import errors
-from modelrollout.services import metrics, reconciling
+from modelrollout.services import apicalls, metrics, reconciling
 
 Key = tuple[str, str]
 ReconcileFn = Callable[[str, str], reconciling.Result]
@@ -167,6 +169,14 @@ class Scheduler:
         metrics.RECONCILES.labels(self.name, outcome).inc()
         return delay
 
+    def _counted(self, namespace: str, name: str) -> reconciling.Result:
+        """The reconcile, in its worker thread, with its API requests counted."""
+        with apicalls.tally() as counted:
+            try:
+                return self.reconcile(namespace, name)
+            finally:
+                metrics.API_REQUESTS_PER_RECONCILE.labels(self.name).observe(counted.total)
+
     async def _once(self, key: Key, slot: _Slot) -> float | None:
         """One reconcile; the seconds until the next, or None for none until an event."""
         namespace, name = key
@@ -176,7 +186,7 @@ class Scheduler:
             return FOLLOWER_RECHECK
         try:
             with metrics.RECONCILE_SECONDS.labels(self.name).time():
-                result = await asyncio.to_thread(self.reconcile, namespace, name)
+                result = await asyncio.to_thread(self._counted, namespace, name)
         except Exception as exc:
             return self._failed(key, slot, exc)
         metrics.RECONCILES.labels(self.name, "ok").inc()
