@@ -107,7 +107,8 @@ def model_deployment(
     version: str, *, router: str = "ReplicaRatio", weight: int | None = None
 ) -> dict[str, Any]:
     """A ModelDeployment of 4 replicas; with ``weight``, a bake of one step at that weight
-    held by the BeforeProduction gate until :func:`approve`."""
+    held by the BeforeProduction gate until :meth:`Rollout.approve` (``version`` itself,
+    the first, has nothing to bake against and is approved already)."""
     spec: dict[str, Any] = {
         "model": {"name": MD, "version": version},
         "workload": {"replicas": 4, "template": {"spec": copy.deepcopy(POD_SPEC)}},
@@ -124,6 +125,7 @@ def model_deployment(
     if weight is not None:
         spec["stages"]["baking"] = {"steps": [{"weight": weight, "duration": "0s"}]}
         spec["gates"] = {"beforeProduction": "Manual"}
+        spec["approvals"] = [{"gate": "BeforeProduction", "version": version}]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ModelDeployment",
