@@ -21,6 +21,7 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 REPLAY_PASSED = "ReplayPassed"
 PAUSED = "Paused"
+TRAFFIC_APPLIED = "TrafficApplied"
 
 # ReplayTest
 COMPLETE = "Complete"
@@ -59,6 +60,8 @@ FAILED = "Failed"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 TRIGGERS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach")
 TRAFFIC_ROUTER_ERROR = "TrafficRouterError"
+WEIGHTS_IN_EFFECT = "WeightsInEffect"
+TRAFFIC_MISMATCH = "TrafficMismatch"
 NOTIFICATION_FAILED = "NotificationFailed"
 
 # -- ReplayTest -----------------------------------------------------------------------------

@@ -46,7 +46,13 @@ from modelrollout.core.api.modeldeployment import (
 )
 from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.clock import parse_rfc3339, rfc3339
-from modelrollout.core.conditions import EventRecord, EventType, Recorder, get_condition
+from modelrollout.core.conditions import (
+    EventRecord,
+    EventType,
+    Recorder,
+    get_condition,
+    set_condition,
+)
 from modelrollout.core.references import Reference, missing_message, resolved
 from modelrollout.core.replay.result import ReplaySummary
 
@@ -729,16 +735,19 @@ def _objects(step: _Step) -> list[dict[str, Any]]:
     owner = step.md.metadata["name"]
     desired_hash = workloads.template_hash(spec)
     rolling = status.candidate_hash is not None and status.phase in ("NonProduction", "Baking")
-    stable_replicas = spec.workload.replicas if status.stable_hash is not None else 0
-    candidate_replicas = max(spec.workload.candidate_replicas or spec.workload.replicas, 1)
-    ratio = status.phase == "Baking" and spec.traffic.router == "ReplicaRatio"
-    if ratio:
-        # Live traffic follows the pods: the split of replicas is the split of traffic.
-        weight = status.traffic.candidate_weight if status.traffic else 0
-        stable_replicas, candidate_replicas = traffic.replica_split(spec.workload.replicas, weight)
+    stable_replicas: int | None = spec.workload.replicas if status.stable_hash is not None else 0
+    candidate_replicas: int | None = (
+        max(spec.workload.candidate_replicas or spec.workload.replicas, 1) if rolling else 0
+    )
+    weight = status.traffic.candidate_weight if status.traffic else 0
+    routed = traffic.replicas_follow_weights(spec.traffic.router, weight)
+    if routed:
+        # Live traffic follows the pods: the router sets both Deployments' replicas to the
+        # split (services/routers/replica_ratio.py), so they are left out here.
+        stable_replicas = candidate_replicas = None
     candidate = workloads.TrackPlan(
         template=workloads.pod_template(spec, owner, "candidate"),
-        replicas=candidate_replicas if rolling else 0,
+        replicas=candidate_replicas,
         version=spec.model.version,
         hash=desired_hash,
     )
@@ -754,8 +763,32 @@ def _objects(step: _Step) -> list[dict[str, Any]]:
         hash=status.stable_hash,
     )
     return workloads.desired_objects(
-        step.md, stable=stable, candidate=candidate, candidate_live=ratio
+        step.md, stable=stable, candidate=candidate, candidate_live=routed
     )
+
+
+def record_traffic(
+    status: ModelDeploymentStatus, check: traffic.Check, *, generation: int, now: datetime
+) -> list[EventRecord]:
+    """Fold the router's read-back into ``status``: the TrafficApplied condition, and a
+    Warning Event when a mismatch is new (its message changed), not on every reconcile."""
+    previous = get_condition(status.conditions, reasons.TRAFFIC_APPLIED)
+    status.conditions = set_condition(
+        status.conditions,
+        type=reasons.TRAFFIC_APPLIED,
+        status="True" if check.applied else "False",
+        reason=check.reason,
+        message=check.message,
+        generation=generation,
+        now=now,
+    )
+    seen = previous is not None and (previous.reason, previous.message) == (
+        check.reason,
+        check.message,
+    )
+    if check.reason == reasons.TRAFFIC_MISMATCH and not seen:
+        return [EventRecord("Warning", check.reason, check.message)]
+    return []
 
 
 def replay_test_manifest(

@@ -1,14 +1,22 @@
 """Traffic weights: how a share of live traffic becomes replica counts or HTTPRoute weights.
 
 Weights are percentages (0 to 100) of live traffic sent to the stable and to the candidate
-track of a ModelDeployment. Two routers turn them into something the cluster acts on:
+track of a ModelDeployment. The routers turn them into something the cluster acts on:
 
-* **ReplicaRatio**: the live Service ``<md>`` selects the pods of both tracks, so each pod
-  gets about the same share of requests and the split of traffic is the split of pods.
-  :func:`replica_split` picks the replica counts, and :func:`effective_weight` says which
-  weight a pair of counts really gives; with few pods it can be far from the one asked for.
+* **ReplicaRatio**: the live Service ``<md>`` selects the pods of both tracks while the
+  candidate has a share, so each pod gets about the same share of requests and the split
+  of traffic is the split of pods. :func:`replica_split` picks the replica counts, and
+  :func:`effective_weight` says which weight a pair of counts really gives; with few pods
+  it can be far from the one asked for (:func:`replica_ratio_weights`).
+  :func:`replicas_follow_weights` says when the router, rather than the owned objects,
+  sets the Deployments' replicas.
 * **GatewayAPI**: an existing HTTPRoute carries exact weights on the backendRefs of one
   rule. :func:`httproute_weights` builds the patch that sets them.
+* **None**: nothing is routed; the candidate never gets live traffic.
+
+After setting the weights, each router reads back the ones in effect;
+:func:`check_weights` compares them with the weights the router should give and words
+the outcome.
 
 Everything here is pure: plain numbers and dicts in, plain numbers and dicts out.
 """
@@ -16,12 +24,21 @@ Everything here is pure: plain numbers and dicts in, plain numbers and dicts out
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
+from modelrollout.core import reasons
 from modelrollout.core.errors import InvalidSpec
 
 FIELD_ROUTE = "spec.traffic.gatewayAPI.httpRoute"
 FIELD_RULE_INDEX = "spec.traffic.gatewayAPI.ruleIndex"
+
+REPLICA_RATIO = "ReplicaRatio"
+
+# Reasons of the TrafficApplied condition (and of the Warning Event of a mismatch)
+
+Weights = tuple[int, int]
+"""``(stable, candidate)`` in percent."""
 
 
 def check_weight(weight: int, what: str) -> None:
@@ -91,6 +108,87 @@ def effective_weight(stable: int, candidate: int) -> int:
         return 100
     percent = (200 * candidate + total) // (2 * total)
     return min(99, max(1, percent))
+
+
+def live_weights(stable: int, candidate: int) -> Weights | None:
+    """The weights ``(stable, candidate)`` that ``stable`` and ``candidate`` pods behind one
+    Service get (see :func:`effective_weight`); None when no pod is behind it."""
+    candidate_weight = effective_weight(stable, candidate)
+    if stable + candidate == 0:
+        return None
+    return 100 - candidate_weight, candidate_weight
+
+
+def replicas_follow_weights(router: str, candidate_weight: int) -> bool:
+    """Whether the router, not the owned objects, sets the replicas of both Deployments.
+
+    True for ReplicaRatio while the candidate has a share of live traffic (a bake step;
+    the API has no step of weight 0): the replicas then carry the split, and the live
+    Service selects the pods of both tracks. Otherwise the owned Deployments carry their
+    own sizes and the live Service selects the stable pods only, so a candidate never gets
+    live traffic outside a bake.
+    """
+    check_weight(candidate_weight, "candidate_weight")
+    return router == REPLICA_RATIO and candidate_weight > 0
+
+
+def replica_ratio_weights(
+    pool: int, *, stable_weight: int, candidate_weight: int
+) -> Weights | None:
+    """The weights ReplicaRatio gives when asked for ``stable_weight``/``candidate_weight``
+    with a pool of ``pool`` replicas (``spec.workload.replicas``): what reading them back
+    should find.
+
+    With a candidate weight the live Service selects both tracks and the replicas are
+    :func:`replica_split`, so the weight is the effective one of that split (10 % of 3
+    replicas gives 3 + 1 pods, 25 %). Without one the live Service selects the stable pods
+    only: all traffic goes to them when there is a stable version (``stable_weight`` above
+    0) and a pool, and there is no split at all (None) otherwise.
+    """
+    check_weight(stable_weight, "stable_weight")
+    if candidate_weight == 0:
+        return live_weights(pool if stable_weight > 0 else 0, 0)
+    return live_weights(*replica_split(pool, candidate_weight))
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of reading the weights back: in effect or not, and why, in words."""
+
+    applied: bool
+    reason: str
+    message: str
+
+
+def describe(weights: Weights | None) -> str:
+    """``stable 75%, candidate 25%``, or ``no split`` for None."""
+    if weights is None:
+        return "no split"
+    stable, candidate = weights
+    return f"stable {stable}%, candidate {candidate}%"
+
+
+def check_weights(
+    router: str, *, asked: Weights, expected: Weights | None, found: Weights | None
+) -> Check:
+    """Compare the weights read back (``found``) with those the router should give for the
+    weights ``asked`` (``expected``, which differs from ``asked`` where the router rounds).
+
+    Equal weights are in effect; anything else is a mismatch, whose message names both.
+    """
+    if found == expected:
+        detail = "" if expected == asked else f" (asked {describe(asked)})"
+        return Check(
+            True, reasons.WEIGHTS_IN_EFFECT, f"{router}: {describe(found)} in effect{detail}"
+        )
+    wanted = describe(expected)
+    if expected != asked:
+        wanted += f" for the asked {describe(asked)}"
+    return Check(
+        False,
+        reasons.TRAFFIC_MISMATCH,
+        f"{router}: expected {wanted}, but {describe(found)} in effect",
+    )
 
 
 def backend_ref(service: str, *, port: int, weight: int) -> dict[str, Any]:

@@ -12,6 +12,12 @@ Every ModelDeployment owns:
   targets, HTTPRoute backends); ``<name>`` selects the live pods of both tracks, which is
   what the ReplicaRatio router shapes with replica counts.
 
+A Deployment's ``spec.replicas`` is left out of its manifest while a router sets it (the
+ReplicaRatio router during a bake, under its own field manager): with server-side apply,
+a field in the manifest is claimed on every apply, so writing it here too would make two
+writers fight over it. :func:`field_managers` reads who owns a field from an object's
+``managedFields``.
+
 The builders here are pure: they take typed models and return plain manifests with owner
 references, labels and a hash of what they were built from. The service layer applies
 them.
@@ -135,25 +141,27 @@ def deployment(
     track: Track,
     template: dict[str, Any],
     *,
-    replicas: int,
+    replicas: int | None,
     version: str | None,
     hash_: str | None,
 ) -> dict[str, Any]:
-    """A Deployment for one track, from an already labelled pod template."""
+    """A Deployment for one track, from an already labelled pod template.
+
+    ``replicas`` None leaves ``spec.replicas`` out: another field manager owns it.
+    """
     name = names.stable_name(owner.name) if track == "stable" else names.candidate_name(owner.name)
     tmpl = copy.deepcopy(template)
     tmpl.setdefault("metadata", {}).setdefault("labels", {}).update(
         selector_labels(owner.name, track)
     )
+    spec: dict[str, Any] = {} if replicas is None else {"replicas": replicas}
+    spec["selector"] = {"matchLabels": selector_labels(owner.name, track)}
+    spec["template"] = tmpl
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(owner, name, track, version, hash_),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector_labels(owner.name, track)},
-            "template": tmpl,
-        },
+        "spec": spec,
     }
 
 
@@ -166,9 +174,9 @@ def service(
 ) -> dict[str, Any]:
     """The Service of one track, or (track None) the live Service.
 
-    The live Service selects the stable pods, and the candidate's too while it bakes with
-    the ReplicaRatio router (``live_tracks=None``): a candidate never gets live traffic
-    before it has passed its replay.
+    The live Service selects the stable pods, and the candidate's too while the ReplicaRatio
+    router splits the replicas during a bake (``live_tracks=None``): a candidate never gets
+    live traffic before it has passed its replay.
     """
     if track == "stable":
         name = names.stable_name(owner.name)
@@ -197,10 +205,10 @@ def service(
 
 @dataclass(frozen=True)
 class TrackPlan:
-    """What one track should run."""
+    """What one track should run; ``replicas`` None leaves them to the traffic router."""
 
     template: dict[str, Any]
-    replicas: int
+    replicas: int | None
     version: str | None
     hash: str | None
 
@@ -235,3 +243,21 @@ def desired_objects(
             hash_=candidate.hash,
         ),
     ]
+
+
+def field_managers(obj: dict[str, Any], *path: str) -> frozenset[str]:
+    """The field managers that own the field at ``path`` (``"spec", "replicas"``) of an
+    object read from the apiserver, from its ``metadata.managedFields``.
+
+    A manager owns a field when its ``fieldsV1`` set has the field (``f:spec`` then
+    ``f:replicas``); writes through a subresource count too (``kubectl scale`` owns
+    ``spec.replicas`` through ``scale``).
+    """
+    owners: set[str] = set()
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        node: Any = entry.get("fieldsV1") or {}
+        for key in path:
+            node = node.get(f"f:{key}") if isinstance(node, dict) else None
+        if node is not None and entry.get("manager"):
+            owners.add(str(entry["manager"]))
+    return frozenset(owners)

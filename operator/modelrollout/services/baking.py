@@ -7,6 +7,10 @@ the measurements feed :func:`modelrollout.core.rollout.decide`, and the weights 
 notifications carry out what it decided. A failure here never stops a reconcile: a query
 error is a measurement of phase Error (counted against ``consecutiveErrorLimit``), and a
 router or notifier error becomes a Warning Event, retried on the next reconcile.
+
+The weights are set before the owned objects are applied and read back after
+(:mod:`.routers` says why); the read-back ends in the TrafficApplied condition of the
+status the reconcile writes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from modelrollout.core import analysis, errors, names, notifications, reasons, rollout
+from modelrollout.core import analysis, errors, names, notifications, reasons, rollout, traffic
 from modelrollout.core.api.common import KeyReference
 from modelrollout.core.api.modeldeployment import (
     ModelDeployment,
@@ -92,15 +96,25 @@ def take_measurements(kube: Kube, md: ModelDeployment) -> dict[str, rollout.Prob
     return probes
 
 
+def _router(kube: Kube, md: ModelDeployment) -> routers.TrafficRouter:
+    spec = md.spec
+    return routers.make_router(
+        spec.traffic, kube, port=spec.serving.service_port, replicas=spec.workload.replicas
+    )
+
+
 def apply_weights(
     kube: Kube, md: ModelDeployment, status: ModelDeploymentStatus
 ) -> list[EventRecord]:
-    """Set the router's weights to the ones the decision recorded in the status."""
+    """Set the router's weights to the ones the decision recorded in the status.
+
+    Called before the owned objects are applied: a router that sets fields of theirs
+    (ReplicaRatio, the Deployments' replicas) claims them before they are left out.
+    """
     if status.traffic is None:
         return []
-    router = routers.make_router(md.spec.traffic, kube, port=md.spec.serving.service_port)
     try:
-        router.set_weights(
+        _router(kube, md).set_weights(
             str(md.metadata["namespace"]),
             str(md.metadata["name"]),
             stable_weight=status.traffic.stable_weight,
@@ -109,6 +123,32 @@ def apply_weights(
     except errors.InvalidSpec as exc:
         return [EventRecord("Warning", reasons.TRAFFIC_ROUTER_ERROR, str(exc))]
     return []
+
+
+def verify_weights(
+    kube: Kube, md: ModelDeployment, status: ModelDeploymentStatus, now: datetime
+) -> list[EventRecord]:
+    """Read back the weights in effect and fold the outcome into ``status``.
+
+    Called after the owned objects are applied. The weights found are compared with those
+    the router should give for the status's weights (:func:`modelrollout.core.traffic.
+    check_weights`); the TrafficApplied condition says which, and a new mismatch is a
+    Warning Event (:func:`modelrollout.core.rollout.record_traffic`). A router that cannot
+    be read makes the condition False; its error was already reported by
+    :func:`apply_weights`.
+    """
+    if status.traffic is None:
+        return []
+    asked = (status.traffic.stable_weight, status.traffic.candidate_weight)
+    try:
+        router = _router(kube, md)
+        expected = router.expected_weights(stable_weight=asked[0], candidate_weight=asked[1])
+        found = router.get_weights(str(md.metadata["namespace"]), str(md.metadata["name"]))
+        check = traffic.check_weights(router.name, asked=asked, expected=expected, found=found)
+    except errors.InvalidSpec as exc:
+        check = traffic.Check(False, reasons.TRAFFIC_ROUTER_ERROR, str(exc))
+    generation = int(md.metadata.get("generation") or 0)
+    return rollout.record_traffic(status, check, generation=generation, now=now)
 
 
 def notify(

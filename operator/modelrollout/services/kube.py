@@ -302,6 +302,15 @@ class Kube:
             f"deployment/{name}",
         )
 
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._read(
+            "services",
+            namespace,
+            name,
+            lambda: self.core.read_namespaced_service(name, namespace, _preload_content=False),
+            f"service/{name}",
+        )
+
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._read(
             "jobs",

@@ -97,12 +97,16 @@ class RolloutService:
             measurements=measurements,
         )
         decision = rollout.decide(observed)
+        if not missing:
+            # The router first: what it takes over from the owned objects (ReplicaRatio's
+            # replicas) must be its own before they leave it out.
+            decision.events += baking.apply_weights(self.kube, md, decision.status)
         for obj in decision.apply:
             self.kube.apply(obj)
         if decision.create_replay is not None:
             self.kube.apply_custom(replaytest.PLURAL, decision.create_replay)
         if not missing:
-            decision.events += baking.apply_weights(self.kube, md, decision.status)
+            decision.events += baking.verify_weights(self.kube, md, decision.status, now)
             decision.events += baking.notify(
                 self.kube, md, decision.status.phase, list(decision.events), now
             )

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from factories import build_md
 from modelrollout.core import errors
-from modelrollout.core.api.modeldeployment import TrafficSpec
+from modelrollout.core.api.modeldeployment import (
+    ModelDeploymentStatus,
+    TrafficSpec,
+    TrafficStatus,
+)
+from modelrollout.core.conditions import get_condition
+from modelrollout.services import baking
 from modelrollout.services.gatewayapi_client import GROUP, HTTPROUTES, VERSION, GatewayApi
 from modelrollout.services.kube import FIELD_MANAGER, Kube
 from modelrollout.services.routers import TrafficRouter, make_router
+from modelrollout.services.routers.replica_ratio import FIELD_MANAGER as REPLICA_RATIO
+from support.routing import Rollout, managers, model_deployment, replicas, traffic_applied
 
 MD = "fraud"
 ROUTE = "fraud-live"
@@ -96,10 +106,11 @@ def router(kube_api: client.ApiClient, rule_index: int = 1, name: str = ROUTE) -
     spec = TrafficSpec.model_validate(
         {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": name, "ruleIndex": rule_index}}
     )
-    return make_router(spec, Kube(kube_api), port=80)
+    return make_router(spec, Kube(kube_api), port=80, replicas=3)
 
 
 VOLATILE = ("resourceVersion", "generation", "managedFields")
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def without_weights(route: dict[str, Any], rule_index: int) -> str:
@@ -181,3 +192,107 @@ def test_a_patch_of_a_route_changed_since_it_was_read_conflicts(
     with pytest.raises(errors.Conflict):
         GatewayApi(kube_api).patch_httproute(namespace, ROUTE, patch)
     assert read_route(kube_api, namespace)["spec"]["hostnames"] == ["fraud.example.com"]
+
+
+def test_weights_are_read_back_and_an_edited_route_is_reported(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    create_route(kube_api, namespace)
+    kube = Kube(kube_api)
+    md = build_md(
+        {
+            "metadata": {"name": MD, "namespace": namespace},
+            "spec": {
+                "traffic": {
+                    "router": "GatewayAPI",
+                    "gatewayAPI": {"httpRoute": ROUTE, "ruleIndex": 1},
+                }
+            },
+        }
+    )
+    status = ModelDeploymentStatus(
+        phase="Baking", traffic=TrafficStatus(stable_weight=90, candidate_weight=10)
+    )
+    assert baking.apply_weights(kube, md, status) == []
+    assert baking.verify_weights(kube, md, status, NOW) == []
+    applied = get_condition(status.conditions, "TrafficApplied")
+    assert (applied.status, applied.reason, applied.message) == (
+        "True",
+        "WeightsInEffect",
+        "GatewayAPI: stable 90%, candidate 10% in effect",
+    )
+
+    # Someone edits the rule after the write.
+    edited = read_route(kube_api, namespace)
+    for ref in edited["spec"]["rules"][1]["backendRefs"]:
+        ref["weight"] = 50
+    routes(kube_api).replace_namespaced_custom_object(
+        GROUP, VERSION, namespace, HTTPROUTES, ROUTE, edited
+    )
+    mismatch = (
+        "GatewayAPI: expected stable 90%, candidate 10%, but stable 50%, candidate 50% in effect"
+    )
+    events = baking.verify_weights(kube, md, status, NOW)
+    assert [(e.type, e.reason, e.message) for e in events] == [
+        ("Warning", "TrafficMismatch", mismatch)
+    ]
+    applied = get_condition(status.conditions, "TrafficApplied")
+    assert (applied.status, applied.reason, applied.message) == (
+        "False",
+        "TrafficMismatch",
+        mismatch,
+    )
+
+    # The next reconcile writes the weights again.
+    assert baking.apply_weights(kube, md, status) == []
+    assert baking.verify_weights(kube, md, status, NOW) == []
+    assert get_condition(status.conditions, "TrafficApplied").status == "True"
+
+
+def test_a_missing_route_makes_the_condition_false(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    kube = Kube(kube_api)
+    md = build_md(
+        {
+            "metadata": {"name": MD, "namespace": namespace},
+            "spec": {"traffic": {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": ROUTE}}},
+        }
+    )
+    status = ModelDeploymentStatus(traffic=TrafficStatus(stable_weight=100, candidate_weight=0))
+    message = f"spec.traffic.gatewayAPI.httpRoute: HTTPRoute {ROUTE} not found in namespace"
+    events = baking.apply_weights(kube, md, status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "TrafficRouterError")]
+    assert events[0].message.startswith(message)
+    assert baking.verify_weights(kube, md, status, NOW) == []  # reported once, by the write
+    applied = get_condition(status.conditions, "TrafficApplied")
+    assert (applied.status, applied.reason) == ("False", "TrafficRouterError")
+    assert applied.message.startswith(message)
+
+
+def test_a_bake_leaves_the_replicas_to_the_owned_objects(
+    kube_api: client.ApiClient, namespace: str, replica_log
+) -> None:
+    """With GatewayAPI the Deployments keep their sizes through the bake, under the
+    operator's field manager only, while the route carries the weights."""
+    create_route(kube_api, namespace)
+    md = model_deployment("v1", router="GatewayAPI", weight=50)
+    md["spec"]["traffic"]["gatewayAPI"] = {"httpRoute": ROUTE, "ruleIndex": 1}
+    rollout = Rollout(kube_api, namespace, md)
+    rollout.reconcile()
+    rollout.pass_replay()
+    rollout.new_version("v2")
+    baked = rollout.pass_replay()
+    assert (baked["phase"], baked["traffic"]["candidateWeight"]) == ("Baking", 50)
+    assert replicas(kube_api, namespace) == (4, 4)
+    assert traffic_applied(baked)["message"] == "GatewayAPI: stable 50%, candidate 50% in effect"
+    assert read_route(kube_api, namespace)["spec"]["rules"][1]["backendRefs"] == [
+        backend(f"{MD}-stable", 50, filters=STABLE_FILTERS),
+        backend(f"{MD}-candidate", 50),
+    ]
+    assert rollout.approve("v2")["phase"] == "Production"
+    assert replicas(kube_api, namespace) == (4, 0)
+    for track in ("stable", "candidate"):
+        assert REPLICA_RATIO not in managers(kube_api, namespace, track)
+    assert replica_log.replicas(f"{MD}-stable") == [0, 4]
+    assert replica_log.replicas(f"{MD}-candidate") == [4, 0, 4, 0]

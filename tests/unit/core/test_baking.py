@@ -86,18 +86,29 @@ def later(
     )
 
 
-def test_bake_starts_at_the_first_weight_with_pods_split():
+def test_bake_starts_at_the_first_weight_and_leaves_the_split_to_the_router():
     md = v2()
     d = baking(md)
     assert d.status.phase == "Baking"
     assert d.status.current_step == 0
     assert (d.status.traffic.stable_weight, d.status.traffic.candidate_weight) == (90, 10)
     objs = objects(d)
-    assert objs["Deployment/fraud-stable"]["spec"]["replicas"] == 4
-    assert objs["Deployment/fraud-candidate"]["spec"]["replicas"] == 1
+    # the ReplicaRatio router sets the replicas to the split: the owned objects leave them out
+    assert "replicas" not in objs["Deployment/fraud-stable"]["spec"]
+    assert "replicas" not in objs["Deployment/fraud-candidate"]["spec"]
     # the live Service now selects both tracks: replicas carry the split
     assert objs["Service/fraud"]["spec"]["selector"] == {workloads.LABEL_NAME: "fraud"}
     assert "Baking" in [e.reason for e in d.events]
+
+
+def test_the_owned_objects_take_the_replicas_back_when_the_bake_ends():
+    md = v2(analysis=False)
+    d = later(md, later(md, baking(md), 61), 122)
+    assert d.status.phase == "Production"
+    objs = objects(d)
+    assert objs["Deployment/fraud-stable"]["spec"]["replicas"] == 4
+    assert objs["Deployment/fraud-candidate"]["spec"]["replicas"] == 0
+    assert objs["Service/fraud"]["spec"]["selector"][workloads.LABEL_TRACK] == "stable"
 
 
 def test_gateway_router_keeps_full_pools_and_live_service_on_stable():

@@ -273,3 +273,132 @@ def test_route_weights(refs, expected):
         candidate_service=CANDIDATE,
     )
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("stable", "candidate", "expected"),
+    [
+        (0, 0, None),
+        (3, 0, (100, 0)),
+        (0, 2, (0, 100)),
+        (3, 1, (75, 25)),
+        (2, 2, (50, 50)),
+        (999, 1, (99, 1)),
+    ],
+)
+def test_live_weights(stable, candidate, expected):
+    assert traffic.live_weights(stable, candidate) == expected
+
+
+@pytest.mark.parametrize(
+    ("router", "candidate_weight", "expected"),
+    [
+        ("ReplicaRatio", 0, False),
+        ("ReplicaRatio", 1, True),
+        ("ReplicaRatio", 100, True),
+        ("GatewayAPI", 0, False),
+        ("GatewayAPI", 50, False),
+        ("None", 0, False),
+    ],
+)
+def test_replicas_follow_weights_only_while_replica_ratio_bakes(router, candidate_weight, expected):
+    assert traffic.replicas_follow_weights(router, candidate_weight) is expected
+
+
+@pytest.mark.parametrize(
+    ("pool", "stable_weight", "candidate_weight", "expected"),
+    [
+        pytest.param(3, 75, 25, (75, 25), id="25% of 3 is 3+1"),
+        pytest.param(3, 90, 10, (75, 25), id="10% of 3 is 3+1 too"),
+        pytest.param(4, 50, 50, (50, 50), id="even split"),
+        pytest.param(10, 90, 10, (90, 10), id="exact on a big pool"),
+        pytest.param(4, 0, 100, (0, 100), id="candidate takes the pool"),
+        pytest.param(0, 90, 10, (0, 100), id="empty pool: the candidate's one pod"),
+        pytest.param(3, 100, 0, (100, 0), id="no bake: stable pods only"),
+        pytest.param(3, 0, 0, None, id="no stable version yet"),
+        pytest.param(0, 100, 0, None, id="stable scaled to zero"),
+    ],
+)
+def test_replica_ratio_weights_are_the_effective_weights_of_the_split(
+    pool, stable_weight, candidate_weight, expected
+):
+    got = traffic.replica_ratio_weights(
+        pool, stable_weight=stable_weight, candidate_weight=candidate_weight
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected", "found", "applied", "reason", "message"),
+    [
+        pytest.param(
+            (90, 10),
+            (90, 10),
+            (90, 10),
+            True,
+            "WeightsInEffect",
+            "R: stable 90%, candidate 10% in effect",
+            id="exact",
+        ),
+        pytest.param(
+            (90, 10),
+            (75, 25),
+            (75, 25),
+            True,
+            "WeightsInEffect",
+            "R: stable 75%, candidate 25% in effect (asked stable 90%, candidate 10%)",
+            id="rounded as the router rounds",
+        ),
+        pytest.param(
+            (0, 0),
+            None,
+            None,
+            True,
+            "WeightsInEffect",
+            "R: no split in effect (asked stable 0%, candidate 0%)",
+            id="nothing to split",
+        ),
+        pytest.param(
+            (90, 10),
+            (90, 10),
+            (50, 50),
+            False,
+            "TrafficMismatch",
+            "R: expected stable 90%, candidate 10%, but stable 50%, candidate 50% in effect",
+            id="edited",
+        ),
+        pytest.param(
+            (90, 10),
+            (75, 25),
+            (90, 10),
+            False,
+            "TrafficMismatch",
+            "R: expected stable 75%, candidate 25% for the asked stable 90%, candidate 10%, "
+            "but stable 90%, candidate 10% in effect",
+            id="the asked weight is not what the router gives",
+        ),
+        pytest.param(
+            (75, 25),
+            (75, 25),
+            None,
+            False,
+            "TrafficMismatch",
+            "R: expected stable 75%, candidate 25%, but no split in effect",
+            id="nothing found",
+        ),
+        pytest.param(
+            (100, 0),
+            (100, 0),
+            (0, 100),
+            False,
+            "TrafficMismatch",
+            "R: expected stable 100%, candidate 0%, but stable 0%, candidate 100% in effect",
+            id="reversed",
+        ),
+    ],
+)
+def test_check_weights_compares_with_what_the_router_should_give(
+    asked, expected, found, applied, reason, message
+):
+    check = traffic.check_weights("R", asked=asked, expected=expected, found=found)
+    assert check == traffic.Check(applied, reason, message)

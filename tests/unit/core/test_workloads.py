@@ -1,3 +1,5 @@
+import pytest
+
 from factories import build_md
 from modelrollout.core import workloads
 
@@ -99,3 +101,55 @@ def test_template_hash_follows_model_and_template():
     assert base != workloads.template_hash(changed.spec)
     # replicas are not part of what defines a candidate
     assert base == workloads.template_hash(build_md({"spec": {"workload": {"replicas": 5}}}).spec)
+
+
+def test_a_deployment_without_replicas_leaves_them_to_another_manager():
+    md = build_md()
+    template = workloads.pod_template(md.spec, "fraud", "candidate")
+    routed = workloads.TrackPlan(template=template, replicas=None, version="v1", hash="h")
+    sized = workloads.TrackPlan(template=template, replicas=0, version="v1", hash="h")
+    objects = workloads.desired_objects(md, stable=sized, candidate=routed, candidate_live=True)
+    by_name = {o["metadata"]["name"]: o for o in objects}
+    assert by_name["fraud-stable"]["spec"]["replicas"] == 0
+    assert "replicas" not in by_name["fraud-candidate"]["spec"]
+    assert set(by_name["fraud-candidate"]["spec"]) == {"selector", "template"}
+    assert by_name["fraud"]["spec"]["selector"] == {workloads.LABEL_NAME: "fraud"}
+
+
+def managed(manager, fields, subresource=None):
+    entry = {"manager": manager, "operation": "Apply", "fieldsV1": fields}
+    if subresource:
+        entry["subresource"] = subresource
+    return entry
+
+
+REPLICAS = {"f:spec": {"f:replicas": {}}}
+TEMPLATE = {"f:spec": {"f:template": {}, "f:selector": {}}}
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        pytest.param([], set(), id="no managedFields"),
+        pytest.param([managed("a", REPLICAS)], {"a"}, id="one owner"),
+        pytest.param([managed("a", TEMPLATE), managed("b", REPLICAS)], {"b"}, id="another field"),
+        pytest.param(
+            [
+                managed("a", {"f:spec": {"f:replicas": {}, "f:template": {}}}),
+                managed("b", REPLICAS),
+            ],
+            {"a", "b"},
+            id="shared",
+        ),
+        pytest.param([managed("kubectl", REPLICAS, "scale")], {"kubectl"}, id="through scale"),
+        pytest.param(
+            [managed("ctl", {"f:status": {"f:replicas": {}}}, "status")],
+            set(),
+            id="status.replicas is not spec.replicas",
+        ),
+        pytest.param([{"manager": "x", "operation": "Update"}], set(), id="no fieldsV1"),
+    ],
+)
+def test_field_managers_reads_who_owns_a_field(entries, expected):
+    obj = {"metadata": {"managedFields": entries}}
+    assert workloads.field_managers(obj, "spec", "replicas") == expected

@@ -299,10 +299,12 @@ class TrafficSpec(ApiModel):
         )
     }
 
-    router: Literal["ReplicaRatio", "GatewayAPI"] = Field(
+    router: Literal["ReplicaRatio", "GatewayAPI", "None"] = Field(
         default="ReplicaRatio",
         description="ReplicaRatio approximates weights by the share of ready pods behind "
-        "one Service; GatewayAPI sets exact weights on an HTTPRoute.",
+        "one Service; GatewayAPI sets exact weights on an HTTPRoute; None routes nothing: "
+        "the candidate gets no live traffic and only the replay judges it, so stages.baking "
+        "must not be set.",
     )
     gateway_api: GatewayApiRouter | None = Field(
         default=None,
@@ -446,6 +448,12 @@ class Approval(ApiModel):
     )
 
 
+NO_ROUTER_NO_BAKE = (
+    "stages.baking needs a traffic router: with traffic.router None the candidate gets no "
+    "live traffic"
+)
+
+
 class ModelDeploymentSpec(ApiModel):
     """The desired model, how it is served, and how new versions reach production."""
 
@@ -466,6 +474,13 @@ class ModelDeploymentSpec(ApiModel):
                 "self.stages.baking.analysis.slos.exists(s, s.name == t.sloBreach.slo)))",
                 "every SLOBreach trigger must name an SLO in stages.baking.analysis.slos",
                 field_path=".rollback.triggers",
+            ),
+            cel(
+                "!has(self.traffic) || !has(self.traffic.router) || "
+                "self.traffic.router != 'None' || !has(self.stages) || "
+                "!has(self.stages.baking)",
+                NO_ROUTER_NO_BAKE,
+                field_path=".stages.baking",
             ),
         )
     }
@@ -511,6 +526,12 @@ class ModelDeploymentSpec(ApiModel):
         stage = self.stages.non_production
         if stage.enabled and stage.replay is None:
             raise ValueError("stages.nonProduction.replay is required when the stage is enabled")
+        return self
+
+    @model_validator(mode="after")
+    def _no_bake_without_router(self) -> ModelDeploymentSpec:
+        if self.traffic.router == "None" and self.stages.baking is not None:
+            raise ValueError(NO_ROUTER_NO_BAKE)
         return self
 
 
@@ -627,7 +648,7 @@ class ModelDeploymentStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready, Progressing, Paused, ReferencesResolved, ReplayPassed, "
-        "Healthy, RolledBack and InvalidSpec, with reasons.",
+        "TrafficApplied, Healthy, RolledBack and InvalidSpec, with reasons.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     kopf: EmbeddedObject | None = Field(

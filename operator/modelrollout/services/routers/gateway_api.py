@@ -7,6 +7,11 @@ candidate Services with the weights, and patches nothing but ``spec.rules`` (see
 ``resourceVersion`` that was read, so an edit made in between is never overwritten: the
 apiserver refuses the patch with a conflict, and the next reconcile starts from the new
 route. When the rule already carries the weights, nothing is written.
+
+Gateway API weights are exact, so reading them back must find the weights asked for; an
+edit of the rule made after the write (by a person, or a GitOps tool that owns the route)
+shows as a mismatch until the next reconcile writes the weights again. The router owns no
+field of the Deployments: their replicas stay with the owned objects.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from modelrollout.core import names, traffic
 from modelrollout.core.api.modeldeployment import GatewayApiRouter
 from modelrollout.core.errors import InvalidSpec
+from modelrollout.core.traffic import Weights
 from modelrollout.services.gatewayapi_client import GatewayApi
 from modelrollout.services.kube import Kube
 
@@ -57,7 +63,13 @@ class GatewayApiTrafficRouter:
         patch["metadata"] = {"resourceVersion": route["metadata"]["resourceVersion"]}
         self.gateway.patch_httproute(namespace, self.settings.http_route, patch)
 
-    def get_weights(self, namespace: str, md_name: str) -> tuple[int, int] | None:
+    def expected_weights(self, *, stable_weight: int, candidate_weight: int) -> Weights | None:
+        """Exactly the weights asked for."""
+        traffic.check_weight(stable_weight, "stable_weight")
+        traffic.check_weight(candidate_weight, "candidate_weight")
+        return stable_weight, candidate_weight
+
+    def get_weights(self, namespace: str, md_name: str) -> Weights | None:
         """The weights of the rule's backendRefs to the two Services, in percent; None until
         the rule has a backendRef to each."""
         return traffic.route_weights(
