@@ -67,14 +67,19 @@ def test_job_is_rendered_owned_and_hardened(cluster, namespace, operator):
     assert "command" not in container  # the image's entrypoint, arguments only, no shell
     args = container["args"]
     assert args[0] == "replay"
-    assert args[args.index("--events") + 1] == "/events/events.jsonl"
-    assert args[args.index("--target") + 1] == (
+    assert "--result-line" in args
+    # the whole run travels as one JSON document in the environment, not as flags
+    (env,) = container["env"]
+    assert env["name"] == "MODELROLLOUT_REPLAY_RUN"
+    run = json.loads(env["value"])
+    assert run["events"] == "/events/events.jsonl"
+    assert run["target"] == (
         f"http://fraud-scorer-candidate.{namespace}.svc:80/v1/models/fraud-scorer:predict"
     )
-    assert args[args.index("--baseline") + 1].startswith("http://fraud-scorer-stable.")
-    assert args[args.index("--rate") + 1] == "100"
-    assert args[args.index("--shard-count") + 1] == "2"
-    assert "--result-line" in args
+    assert run["baseline"].startswith("http://fraud-scorer-stable.")
+    assert run["rate"]["rate"] == 100
+    assert run["shardCount"] == 2
+    assert "shardIndex" not in run  # each pod takes its own from JOB_COMPLETION_INDEX
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
