@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from modelrollout.core import analysis, names, reasons, traffic, workloads
 from modelrollout.core.api.base import parse_duration
@@ -39,6 +39,7 @@ from modelrollout.core.api.modeldeployment import (
     HistoryEntry,
     MetricResult,
     ModelDeployment,
+    ModelDeploymentSpec,
     ModelDeploymentStatus,
     Phase,
     ThresholdRange,
@@ -56,8 +57,19 @@ from modelrollout.core.conditions import (
 from modelrollout.core.references import Reference, missing_message, resolved
 from modelrollout.core.replay.result import ReplaySummary
 
-Probe = tuple[float | None, str | None]
-"""One measurement as taken: the value (None for no data) or the error of the query."""
+TriggerAction = Literal["Rollback", "Hold", "Notify"]
+
+
+class Probe(NamedTuple):
+    """One measurement as taken: the value (None for no data) or the error of the query,
+    and, for a check whose range is learned when it is measured (an anomaly band), that
+    range and what it was learned from."""
+
+    value: float | None
+    error: str | None = None
+    bounds: ThresholdRange | None = None
+    basis: str = ""
+
 
 HISTORY_LIMIT = 10
 BASELINE_CRITERIA = frozenset(
@@ -458,14 +470,15 @@ def _baking(step: _Step) -> None:
         return
     fired = _assess(step, baking)
     if fired is not None:
-        reason, message = fired
-        if spec.rollback.automatic:
+        reason, message, action = fired
+        if action == "Rollback" and spec.rollback.automatic:
             _roll_back(step, reason, message)
         else:
+            why = "automatic rollback is off" if action == "Rollback" else "the trigger holds"
             previous = step.before.get(reasons.PAUSED)
             if previous is None or previous.reason != reason:
-                step.event("Warning", reason, f"{message}; automatic rollback is off")
-            step.condition(reasons.PAUSED, True, reason, f"{message}; automatic rollback is off")
+                step.event("Warning", reason, f"{message}; {why}")
+            step.condition(reasons.PAUSED, True, reason, f"{message}; {why}")
         return
     held = get_condition(status.conditions, reasons.PAUSED)
     if spec.paused or (held is not None and held.status == "True"):
@@ -482,7 +495,9 @@ def _baking(step: _Step) -> None:
         and status.step_started_at is not None
         and parse_rfc3339(status.last_analysis_at) >= parse_rfc3339(status.step_started_at)
         and all(
-            t.measurements and t.measurements[-1].phase == "Successful" for t in status.analysis
+            t.measurements and t.measurements[-1].phase == "Successful"
+            for t in status.analysis
+            if t.name not in _notify_only(spec)
         )
     )
     if baking.analysis is not None:
@@ -522,7 +537,7 @@ def _after_baking(step: _Step, why: str) -> None:
         _promote(step, why)
 
 
-def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
+def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] | None:
     """Fold this round's measurements into the tallies; the trigger that fired, if any."""
     probes = step.o.measurements
     analysis_spec = baking.analysis
@@ -531,11 +546,16 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
     status = step.status
     now = rfc3339(step.o.now)
     tallies = {r.name: r for r in status.analysis}
-    fired: tuple[str, str] | None = None
+    fired: tuple[str, str, TriggerAction] | None = None
     inconclusive: list[str] = []
+    notify: list[str] = []
     for check in _checks(step):
-        value, error = probes.get(check.name, (None, "not measured"))
-        measurement = analysis.assess(value, error, check.threshold, check.no_data, now)
+        probe = Probe(*probes.get(check.name, (None, "not measured")))
+        threshold = probe.bounds or check.threshold
+        measurement = analysis.assess(probe.value, probe.error, threshold, check.no_data, now)
+        if probe.basis:
+            detail = f"{measurement.message}; {probe.basis}" if measurement.message else probe.basis
+            measurement = measurement.model_copy(update={"message": detail})
         tally = analysis.record(tallies.get(check.name, MetricResult(name=check.name)), measurement)
         tallies[check.name] = tally
         verdict = analysis.status_of(
@@ -544,11 +564,13 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
             inconclusive_limit=check.inconclusive_limit,
             consecutive_error_limit=check.consecutive_error_limit,
         )
-        if verdict == "Failed" and fired is None:
-            fired = (
-                check.reason,
-                f"{check.kind} {check.name} failed: {measurement.message or measurement.phase}",
-            )
+        message = f"{check.kind} {check.name} failed: {measurement.message or measurement.phase}"
+        if verdict == "Failed" and check.action == "Notify":
+            if measurement.phase == "Failed":  # once per failed measurement, not per round
+                step.event("Warning", check.reason, f"{message}; the bake goes on (Notify)")
+            notify.append(check.name)
+        elif verdict == "Failed" and fired is None:
+            fired = (check.reason, message, check.action)
         elif verdict == "Inconclusive":
             inconclusive.append(check.name)
     status.analysis = list(tallies.values())
@@ -565,6 +587,11 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str] | None:
     return fired
 
 
+def _notify_only(spec: ModelDeploymentSpec) -> set[str]:
+    """Triggers that only announce: their failures never hold a step."""
+    return {t.name for t in spec.rollback.triggers if t.action == "Notify"}
+
+
 @dataclass(frozen=True)
 class _Check:
     kind: str
@@ -575,6 +602,7 @@ class _Check:
     inconclusive_limit: int
     consecutive_error_limit: int
     reason: str
+    action: TriggerAction = "Rollback"
 
 
 def _checks(step: _Step) -> list[_Check]:
@@ -598,19 +626,22 @@ def _checks(step: _Step) -> list[_Check]:
         ]
     for trigger in spec.rollback.triggers:
         query = trigger.drift or trigger.accuracy_drop
-        if query is not None:
-            checks.append(
-                _Check(
-                    "trigger",
-                    trigger.name,
-                    query.threshold_range,
-                    "Inconclusive",
-                    0,
-                    1_000_000,
-                    4,
-                    f"Trigger{trigger.type}",
-                )
+        if query is None and trigger.anomaly is None:
+            continue  # SLOBreach: the SLO itself is the check
+        checks.append(
+            _Check(
+                "trigger",
+                trigger.name,
+                # an anomaly's range is the band learned when it is measured (Probe.bounds)
+                query.threshold_range if query is not None else ThresholdRange(),
+                "Inconclusive",
+                0,
+                1_000_000,
+                4,
+                f"Trigger{trigger.type}",
+                trigger.action,
             )
+        )
     return checks
 
 
@@ -632,6 +663,11 @@ def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
             queries[trigger.name] = (
                 trigger.accuracy_drop.query,
                 f"spec.rollback.triggers[{i}].accuracyDrop.query",
+            )
+        if trigger.anomaly is not None:
+            queries[trigger.name] = (
+                trigger.anomaly.query,
+                f"spec.rollback.triggers[{i}].anomaly.query",
             )
     return queries
 

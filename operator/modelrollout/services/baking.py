@@ -20,12 +20,24 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from modelrollout.core import analysis, errors, names, notifications, reasons, rollout, traffic
+from modelrollout.core import (
+    analysis,
+    anomaly,
+    errors,
+    names,
+    notifications,
+    reasons,
+    rollout,
+    traffic,
+)
+from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import KeyReference
 from modelrollout.core.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentStatus,
+    ThresholdRange,
 )
+from modelrollout.core.api.monitoring import AnomalyTrigger
 from modelrollout.core.conditions import EventRecord
 from modelrollout.services import notifiers, providers, routers
 from modelrollout.services.kube import Kube
@@ -70,8 +82,8 @@ def query_variables(md: ModelDeployment) -> dict[str, str]:
     }
 
 
-def take_measurements(kube: Kube, md: ModelDeployment) -> dict[str, rollout.Probe]:
-    """Run every SLO and trigger query once."""
+def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[str, rollout.Probe]:
+    """Run every SLO and trigger query once; learn the band of every anomaly trigger."""
     baking = md.spec.stages.baking
     assert baking is not None
     assert baking.analysis is not None
@@ -84,16 +96,60 @@ def take_measurements(kube: Kube, md: ModelDeployment) -> dict[str, rollout.Prob
     try:
         provider = providers.make_provider(spec, bearer_token=token)
     except errors.InvalidSpec as exc:
-        return {name: (None, str(exc)) for name in queries}
+        return {name: rollout.Probe(None, str(exc)) for name in queries}
     variables = query_variables(md)
+    anomalies = {t.name: (i, t.anomaly) for i, t in enumerate(md.spec.rollback.triggers)}
     probes: dict[str, rollout.Probe] = {}
     for name, (template, field) in queries.items():
         try:
             promql = analysis.render_query(template, variables, field=field)
-            probes[name] = (provider.query(promql), None)
+            value = provider.query(promql)
+            index, anomaly = anomalies.get(name, (0, None))
+            if anomaly is None:
+                probes[name] = rollout.Probe(value)
+            else:
+                prefix = f"spec.rollback.triggers[{index}].anomaly"
+                probes[name] = _band_probe(provider, anomaly, value, variables, prefix, now)
         except (providers.MetricQueryError, errors.InvalidSpec) as exc:
-            probes[name] = (None, str(exc))
+            probes[name] = rollout.Probe(None, str(exc))
     return probes
+
+
+def _band_probe(
+    provider: providers.MetricProvider,
+    spec: AnomalyTrigger,
+    value: float | None,
+    variables: dict[str, str],
+    prefix: str,
+    now: datetime,
+) -> rollout.Probe:
+    """The value now against the band learned from the history query's range."""
+    history_query = spec.history_query or spec.query
+    field = f"{prefix}.historyQuery" if spec.history_query else f"{prefix}.query"
+    end = now.timestamp()
+    history = provider.query_range(
+        analysis.render_query(history_query, variables, field=field),
+        start=end - parse_duration(spec.history),
+        end=end,
+        step=parse_duration(spec.step),
+    )
+    settings = anomaly.BandSettings(
+        seasonality=spec.seasonality,
+        window_seconds=parse_duration(spec.window),
+        k=spec.k,
+        min_samples=spec.min_samples,
+        min_width=spec.min_width,
+    )
+    band = anomaly.learn(history, end, settings)
+    if band is None:
+        found = len(anomaly.comparable(history, end, settings))
+        return rollout.Probe(
+            None,
+            basis=f"no band yet: {found} comparable samples of history, {spec.min_samples} needed",
+        )
+    return rollout.Probe(
+        value, bounds=ThresholdRange(min=band.lower, max=band.upper), basis=band.describe()
+    )
 
 
 def _router(kube: Kube, md: ModelDeployment) -> routers.TrafficRouter:

@@ -82,7 +82,7 @@ class RolloutService:
         )
         now = utcnow()
         measurements = (
-            baking.take_measurements(self.kube, md)
+            baking.take_measurements(self.kube, md, now)
             if not missing and rollout.analysis_due(md, now)
             else None
         )

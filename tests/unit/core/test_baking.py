@@ -9,7 +9,7 @@ import pytest
 
 from factories import build_md
 from modelrollout.core import rollout, workloads
-from modelrollout.core.api.modeldeployment import Approval, ModelDeployment
+from modelrollout.core.api.modeldeployment import Approval, ModelDeployment, ThresholdRange
 from modelrollout.core.conditions import get_condition
 from rollout_helpers import NOW, objects, observe, promoted, ready, replay, with_status
 
@@ -275,3 +275,58 @@ def test_analysis_is_due_only_while_baking():
     assert rollout.analysis_due(with_status(md, measured.status), NOW + timedelta(seconds=32))
     assert not rollout.analysis_due(build_md(), NOW)
     assert set(rollout.measurement_queries(md)) == {"errors"}
+
+
+def with_anomaly(action: str = "Rollback") -> ModelDeployment:
+    trigger = {
+        "name": "latency-band",
+        "type": "Anomaly",
+        "action": action,
+        "anomaly": {"query": "p99(candidate)", "historyQuery": "p99(stable)"},
+    }
+    return v2({"spec": {"rollback": {"triggers": [trigger]}}})
+
+
+BAND = ThresholdRange(min=4.0, max=6.0)
+
+
+@pytest.mark.parametrize(
+    ("action", "value", "phase", "paused", "events"),
+    [
+        ("Rollback", 5.0, "Baking", None, []),
+        ("Rollback", 15.0, "RolledBack", None, ["RolledBack"]),
+        ("Hold", 15.0, "Baking", "TriggerAnomaly", ["TriggerAnomaly"]),
+        ("Notify", 15.0, "Baking", None, ["TriggerAnomaly"]),
+    ],
+)
+def test_an_anomaly_band_acts_as_its_trigger_says(action, value, phase, paused, events):
+    md = with_anomaly(action)
+    probe = rollout.Probe(value, bounds=BAND, basis="band [4, 6] around 5 (24 none samples)")
+    d = later(md, baking(md), 31, {"errors": (0.0, None), "latency-band": probe})
+    assert d.status.phase == phase
+    held = get_condition(d.status.conditions, "Paused")
+    assert (held.reason if held is not None and held.status == "True" else None) == paused
+    assert [e.reason for e in d.events if e.reason in ("RolledBack", "TriggerAnomaly")] == events
+    (tally,) = [t for t in d.status.analysis if t.name == "latency-band"]
+    latest = tally.measurements[-1]
+    assert latest.value == value
+    assert "band [4, 6]" in latest.message  # what the band was learned from is in the status
+
+
+def test_a_notify_trigger_does_not_hold_the_step():
+    md = with_anomaly("Notify")
+    bad = rollout.Probe(15.0, bounds=BAND, basis="band")
+    d = later(md, baking(md), 31, {"errors": (0.0, None), "latency-band": bad})
+    d = later(md, d, 62, {"errors": (0.0, None), "latency-band": bad})
+    assert d.status.current_step == 1  # the first step ended despite the failed band
+
+
+def test_no_band_yet_is_inconclusive_never_a_pass():
+    md = with_anomaly()
+    probe = rollout.Probe(None, basis="no band yet: 3 comparable samples of history, 12 needed")
+    d = later(md, baking(md), 31, {"errors": (0.0, None), "latency-band": probe})
+    (tally,) = [t for t in d.status.analysis if t.name == "latency-band"]
+    assert tally.measurements[-1].phase == "Inconclusive"
+    assert "12 needed" in tally.measurements[-1].message
+    d = later(md, d, 62, {"errors": (0.0, None), "latency-band": probe})
+    assert d.status.current_step == 0  # an inconclusive check holds the step

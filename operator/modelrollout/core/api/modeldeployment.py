@@ -34,6 +34,7 @@ from modelrollout.core.api.common import (
     ObjectName,
     ShortName,
 )
+from modelrollout.core.api.monitoring import AnomalyTrigger
 from modelrollout.core.api.replaytest import ReplaySettings
 from modelrollout.core.replay.result import ReplaySummary
 
@@ -351,12 +352,22 @@ class Trigger(ApiModel):
                 "self.type != 'AccuracyDrop' || has(self.accuracyDrop)",
                 "accuracyDrop is required when type is AccuracyDrop",
             ),
+            cel(
+                "self.type != 'Anomaly' || has(self.anomaly)",
+                "anomaly is required when type is Anomaly",
+            ),
         )
     }
 
     name: ShortName = Field(description="Unique name of the trigger.")
-    type: Literal["SLOBreach", "Drift", "AccuracyDrop"] = Field(
-        description="SLOBreach, Drift or AccuracyDrop."
+    type: Literal["SLOBreach", "Drift", "AccuracyDrop", "Anomaly"] = Field(
+        description="SLOBreach, Drift, AccuracyDrop or Anomaly."
+    )
+    action: Literal["Rollback", "Hold", "Notify"] = Field(
+        default="Rollback",
+        description="What a firing trigger does: Rollback (when rollback.automatic, else "
+        "it holds), Hold (the bake waits for kubectl modelrollout resume or abort), or "
+        "Notify (a Warning Event and the notifiers; the bake goes on).",
     )
     slo_breach: SloTrigger | None = Field(default=None, description="For type SLOBreach.")
     drift: QueryTrigger | None = Field(
@@ -364,6 +375,11 @@ class Trigger(ApiModel):
     )
     accuracy_drop: QueryTrigger | None = Field(
         default=None, description="For type AccuracyDrop: an online accuracy from Prometheus."
+    )
+    anomaly: AnomalyTrigger | None = Field(
+        default=None,
+        description="For type Anomaly: a metric against the normal band learned from its "
+        "own history.",
     )
 
 
