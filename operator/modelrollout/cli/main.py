@@ -17,9 +17,16 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 def _registrars() -> list[Registrar]:
-    from modelrollout.cli import control, crds, replay, run, serve_model
+    from modelrollout.cli import control, crds, monitor, replay, run, serve_model
 
-    return [run.register, control.register, replay.register, serve_model.register, crds.register]
+    return [
+        run.register,
+        control.register,
+        replay.register,
+        serve_model.register,
+        crds.register,
+        monitor.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
