@@ -72,9 +72,20 @@ def test_replay_job_runs_in_pods_and_reports_from_their_logs(
     assert result["comparison"]["agreement"] is not None  # the stable pod answered too
     assert result["quality"]["labeled"] > 0
 
-    job = get(cluster, namespace, "job", status["jobName"])
+    # The operator reads the pods; the Job controller counts them in the Job's status a
+    # moment later.
+    job = poll_until(
+        lambda: (
+            found
+            if (found := get(cluster, namespace, "job", status["jobName"]))
+            and found.get("status", {}).get("succeeded") == 2
+            else None
+        ),
+        timeout=30,
+        interval=0.5,
+        message="the Job counts two succeeded pods",
+    )
     assert job["spec"]["completionMode"] == "Indexed"
-    assert job["status"]["succeeded"] == 2
     pods = get(
         cluster, namespace, "pods", "-l", f"batch.kubernetes.io/job-name={job['metadata']['name']}"
     )
