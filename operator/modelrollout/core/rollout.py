@@ -128,6 +128,8 @@ class Observed:
     now: datetime
     wait_for_ready: bool = True
     measurements: Mapping[str, Probe] | None = None
+    capture_image: str | None = None
+    """The image of the capture sidecar (the operator's own)."""
 
 
 @dataclass
@@ -782,13 +784,15 @@ def _objects(step: _Step) -> list[dict[str, Any]]:
         # split (services/routers/replica_ratio.py), so they are left out here.
         stable_replicas = candidate_replicas = None
     candidate = workloads.TrackPlan(
-        template=workloads.pod_template(spec, owner, "candidate"),
+        template=workloads.pod_template(
+            spec, owner, "candidate", capture_image=step.o.capture_image
+        ),
         replicas=candidate_replicas,
         version=spec.model.version,
         hash=desired_hash,
     )
     if status.stable_hash is None or status.stable_hash == desired_hash:
-        template = workloads.pod_template(spec, owner, "stable")
+        template = workloads.pod_template(spec, owner, "stable", capture_image=step.o.capture_image)
     else:
         existing = step.o.stable
         template = existing.template if existing is not None else {}

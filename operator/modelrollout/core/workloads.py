@@ -46,16 +46,19 @@ MANAGER = "modelrollout"
 
 
 def template_hash(spec: ModelDeploymentSpec) -> str:
-    """A short hash of everything that defines a candidate: the model and its pod template."""
-    material = json.dumps(
-        {
-            "model": spec.model.to_wire(),
-            "template": spec.workload.template,
-            "serving": spec.serving.to_wire(),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    """A short hash of everything that defines a candidate: the model and its pod template
+    (with the capture sidecar's settings, when it is on)."""
+    content: dict[str, Any] = {
+        "model": spec.model.to_wire(),
+        "template": spec.workload.template,
+        "serving": spec.serving.to_wire(),
+    }
+    capture = spec.monitoring.capture
+    if capture.enabled:
+        content["capture"] = capture.to_wire()
+        if spec.monitoring.labels is not None:
+            content["labels"] = spec.monitoring.labels.to_wire()
+    material = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()[:10]
 
 
@@ -112,8 +115,11 @@ def label_value(value: str) -> str:
     return cleaned.strip("-_.") or "none"
 
 
-def pod_template(spec: ModelDeploymentSpec, owner: str, track: Track) -> dict[str, Any]:
-    """The user's pod template with our labels and the model environment variables."""
+def pod_template(
+    spec: ModelDeploymentSpec, owner: str, track: Track, *, capture_image: str | None = None
+) -> dict[str, Any]:
+    """The user's pod template with our labels and the model environment variables, and the
+    capture sidecar when ``spec.monitoring.capture`` is on."""
     template = copy.deepcopy(spec.workload.template)
     meta = template.setdefault("metadata", {})
     labels = meta.setdefault("labels", {})
@@ -133,7 +139,94 @@ def pod_template(spec: ModelDeploymentSpec, owner: str, track: Track) -> dict[st
             if e.get("name") not in {"MODEL_NAME", "MODEL_VERSION", "MODEL_URI"}
         ]
         container["env"] = env + model_env
+    if spec.monitoring.capture.enabled:
+        _inject_capture(pod_spec, spec, track, capture_image or DEFAULT_CAPTURE_IMAGE)
     return template
+
+
+CAPTURE_CONTAINER = "modelrollout-capture"
+CAPTURE_DIR = "/capture"
+LABELS_DIR = "/labels"
+DEFAULT_CAPTURE_IMAGE = "modelrollout:0.1.0"
+RESTRICTED = {
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def window_port(capture_port: int) -> int:
+    """The sidecar's own port (metrics, health, the live window): next to the proxy's."""
+    return capture_port + 1
+
+
+def _inject_capture(
+    pod_spec: dict[str, Any], spec: ModelDeploymentSpec, track: Track, image: str
+) -> None:
+    """The capture sidecar: a proxy in front of the model container that records what it
+    forwards and keeps the live window (features, predictions, labelled answers)."""
+    capture = spec.monitoring.capture
+    quantity = int(capture.max_disk[:-2])
+    unit = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}[capture.max_disk[-2:]]
+    args = [
+        "capture",
+        "--listen", f":{capture.port}",
+        "--upstream", f"http://127.0.0.1:{spec.serving.port}",
+        "--metrics-listen", f":{window_port(capture.port)}",
+        "--dir", CAPTURE_DIR,
+        "--sample", f"{capture.sample:g}",
+        "--max-total-bytes", str(int(quantity * unit * 0.9)),
+    ]  # fmt: skip
+    volumes = pod_spec.setdefault("volumes", [])
+    volumes.append({"name": "modelrollout-capture", "emptyDir": {"sizeLimit": capture.max_disk}})
+    mounts: list[dict[str, Any]] = [{"name": "modelrollout-capture", "mountPath": CAPTURE_DIR}]
+    labels = spec.monitoring.labels
+    if labels is not None and labels.config_map_key_ref is not None:
+        ref = labels.config_map_key_ref
+        volumes.append(
+            {
+                "name": "modelrollout-labels",
+                "configMap": {"name": ref.name, "items": [{"key": ref.key, "path": ref.key}]},
+            }
+        )
+        mounts.append({"name": "modelrollout-labels", "mountPath": LABELS_DIR, "readOnly": True})
+        args += ["--labels-file", f"{LABELS_DIR}/{ref.key}"]
+    elif labels is not None and labels.url is not None:
+        args += ["--labels-url", labels.url]
+    pod_spec.setdefault("containers", []).append(
+        {
+            "name": CAPTURE_CONTAINER,
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "args": args,
+            "env": [
+                {"name": "MODELROLLOUT_VERSION", "value": spec.model.version},
+                {"name": "MODELROLLOUT_TRACK", "value": track},
+            ],
+            "ports": [
+                {"name": "mr-capture", "containerPort": capture.port},
+                {"name": "mr-window", "containerPort": window_port(capture.port)},
+            ],
+            "readinessProbe": {
+                "httpGet": {"path": "/healthz", "port": window_port(capture.port)},
+                "periodSeconds": 2,
+            },
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi"},
+                "limits": {"memory": "256Mi"},
+            },
+            "securityContext": RESTRICTED,
+            "volumeMounts": mounts,
+        }
+    )
+
+
+def has_capture(template: dict[str, Any]) -> bool:
+    """Whether pods of this template run the capture sidecar."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    return any(c.get("name") == CAPTURE_CONTAINER for c in containers)
 
 
 def deployment(
@@ -171,12 +264,14 @@ def service(
     track: Track | None,
     *,
     live_tracks: Track | None = "stable",
+    captured: bool = False,
 ) -> dict[str, Any]:
     """The Service of one track, or (track None) the live Service.
 
     The live Service selects the stable pods, and the candidate's too while the ReplicaRatio
     router splits the replicas during a bake (``live_tracks=None``): a candidate never gets
-    live traffic before it has passed its replay.
+    live traffic before it has passed its replay. ``captured``: every pod it selects runs
+    the capture sidecar, so it sends traffic through it.
     """
     if track == "stable":
         name = names.stable_name(owner.name)
@@ -195,7 +290,7 @@ def service(
                 {
                     "name": "http",
                     "port": spec.serving.service_port,
-                    "targetPort": spec.serving.port,
+                    "targetPort": (spec.monitoring.capture.port if captured else spec.serving.port),
                     "protocol": "TCP",
                 }
             ],
@@ -222,10 +317,21 @@ def desired_objects(
 ) -> list[dict[str, Any]]:
     """Every object the ModelDeployment owns, in the order they should be applied."""
     owner = Owner.of(md)
+    stable_captured = has_capture(stable.template)
+    candidate_captured = has_capture(candidate.template)
+    # The live Service sends every request to one port: through the sidecar only when every
+    # pod it selects has one.
+    live_captured = stable_captured and (candidate_captured or not candidate_live)
     return [
-        service(owner, md.spec, None, live_tracks=None if candidate_live else "stable"),
-        service(owner, md.spec, "stable"),
-        service(owner, md.spec, "candidate"),
+        service(
+            owner,
+            md.spec,
+            None,
+            live_tracks=None if candidate_live else "stable",
+            captured=live_captured,
+        ),
+        service(owner, md.spec, "stable", captured=stable_captured),
+        service(owner, md.spec, "candidate", captured=candidate_captured),
         deployment(
             owner,
             "stable",

@@ -50,7 +50,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.rollouts = Scheduler(
         "ModelDeployment",
         rollouts.RolloutService(
-            kube, rollouts.Settings(wait_for_ready=CONFIG.wait_for_ready)
+            kube,
+            rollouts.Settings(
+                wait_for_ready=CONFIG.wait_for_ready, capture_image=CONFIG.replay_image
+            ),
         ).reconcile,
         resync=CONFIG.resync_seconds,
         gate=gate,

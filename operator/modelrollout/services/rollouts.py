@@ -32,6 +32,7 @@ class Settings:
     """Operator-wide behaviour that is not part of any spec."""
 
     wait_for_ready: bool = True
+    capture_image: str | None = None
 
 
 USER_FIELDS: dict[str, Any] = {
@@ -94,6 +95,7 @@ class RolloutService:
             replay=_replay_view(replay),
             now=now,
             wait_for_ready=self.settings.wait_for_ready,
+            capture_image=self.settings.capture_image,
             measurements=measurements,
         )
         decision = rollout.decide(observed)

@@ -153,3 +153,74 @@ TEMPLATE = {"f:spec": {"f:template": {}, "f:selector": {}}}
 def test_field_managers_reads_who_owns_a_field(entries, expected):
     obj = {"metadata": {"managedFields": entries}}
     assert workloads.field_managers(obj, "spec", "replicas") == expected
+
+
+CAPTURED = {
+    "spec": {
+        "monitoring": {
+            "capture": {"enabled": True, "sample": 0.5, "maxDisk": "100Mi"},
+            "labels": {"configMapKeyRef": {"name": "late", "key": "labels.jsonl"}},
+        }
+    }
+}
+
+
+def test_capture_injects_a_hardened_sidecar_in_front_of_the_model():
+    md = build_md(CAPTURED)
+    template = workloads.pod_template(md.spec, "fraud", "candidate", capture_image="img:1")
+    containers = {c["name"]: c for c in template["spec"]["containers"]}
+    sidecar = containers[workloads.CAPTURE_CONTAINER]
+    assert sidecar["image"] == "img:1"
+    args = sidecar["args"]
+    assert args[args.index("--upstream") + 1] == f"http://127.0.0.1:{md.spec.serving.port}"
+    assert args[args.index("--listen") + 1] == ":8081"
+    assert args[args.index("--sample") + 1] == "0.5"
+    assert args[args.index("--labels-file") + 1] == "/labels/labels.jsonl"
+    assert int(args[args.index("--max-total-bytes") + 1]) == int(100 * 1024**2 * 0.9)
+    assert {"name": "MODELROLLOUT_TRACK", "value": "candidate"} in sidecar["env"]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["modelrollout-capture"]["emptyDir"] == {"sizeLimit": "100Mi"}
+    assert volumes["modelrollout-labels"]["configMap"]["name"] == "late"
+    assert workloads.has_capture(template)
+    assert not workloads.has_capture(workloads.pod_template(build_md().spec, "fraud", "stable"))
+
+
+def _ports(objs, name):
+    (svc,) = [o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == name]
+    return svc["spec"]["ports"][0]["targetPort"]
+
+
+@pytest.mark.parametrize(
+    ("stable_captured", "candidate_live", "live", "stable", "candidate"),
+    [
+        (False, False, 8080, 8080, 8081),  # a first version with capture: only its own Service
+        (False, True, 8080, 8080, 8081),  # a mixed live Service cannot go through a sidecar
+        (True, False, 8081, 8081, 8081),
+        (True, True, 8081, 8081, 8081),
+    ],
+)
+def test_services_go_through_the_sidecar_only_where_every_pod_has_one(
+    stable_captured, candidate_live, live, stable, candidate
+):
+    md = build_md(CAPTURED)
+    md.metadata["uid"] = "u"
+    plain = build_md()
+    captured_tmpl = workloads.pod_template(md.spec, "fraud", "candidate")
+    stable_tmpl = workloads.pod_template((md if stable_captured else plain).spec, "fraud", "stable")
+    objs = workloads.desired_objects(
+        md,
+        stable=workloads.TrackPlan(stable_tmpl, 2, "v1", "a"),
+        candidate=workloads.TrackPlan(captured_tmpl, 2, "v2", "b"),
+        candidate_live=candidate_live,
+    )
+    name = md.metadata["name"]
+    assert _ports(objs, name) == live
+    assert _ports(objs, f"{name}-stable") == stable
+    assert _ports(objs, f"{name}-candidate") == candidate
+
+
+def test_turning_capture_on_is_a_new_candidate():
+    assert workloads.template_hash(build_md(CAPTURED).spec) != workloads.template_hash(
+        build_md().spec
+    )

@@ -34,7 +34,13 @@ from modelrollout.core.api.common import (
     ObjectName,
     ShortName,
 )
-from modelrollout.core.api.monitoring import AnomalyTrigger
+from modelrollout.core.api.monitoring import (
+    AnomalyTrigger,
+    FeatureDriftTrigger,
+    MonitoringSpec,
+    PredictionDriftTrigger,
+    QualityTrigger,
+)
 from modelrollout.core.api.replaytest import ReplaySettings
 from modelrollout.core.replay.result import ReplaySummary
 
@@ -356,12 +362,34 @@ class Trigger(ApiModel):
                 "self.type != 'Anomaly' || has(self.anomaly)",
                 "anomaly is required when type is Anomaly",
             ),
+            cel(
+                "self.type != 'FeatureDrift' || has(self.featureDrift)",
+                "featureDrift is required when type is FeatureDrift",
+            ),
+            cel(
+                "self.type != 'PredictionDrift' || has(self.predictionDrift)",
+                "predictionDrift is required when type is PredictionDrift",
+            ),
+            cel(
+                "self.type != 'QualityDrop' || has(self.qualityDrop)",
+                "qualityDrop is required when type is QualityDrop",
+            ),
         )
     }
 
     name: ShortName = Field(description="Unique name of the trigger.")
-    type: Literal["SLOBreach", "Drift", "AccuracyDrop", "Anomaly"] = Field(
-        description="SLOBreach, Drift, AccuracyDrop or Anomaly."
+    type: Literal[
+        "SLOBreach",
+        "Drift",
+        "AccuracyDrop",
+        "Anomaly",
+        "FeatureDrift",
+        "PredictionDrift",
+        "QualityDrop",
+    ] = Field(
+        description="SLOBreach, Drift or AccuracyDrop (from Prometheus), Anomaly (a band "
+        "learned from Prometheus history), FeatureDrift, PredictionDrift or QualityDrop "
+        "(computed by the operator from the capture sidecars' live windows)."
     )
     action: Literal["Rollback", "Hold", "Notify"] = Field(
         default="Rollback",
@@ -380,6 +408,16 @@ class Trigger(ApiModel):
         default=None,
         description="For type Anomaly: a metric against the normal band learned from its "
         "own history.",
+    )
+    feature_drift: FeatureDriftTrigger | None = Field(
+        default=None, description="For type FeatureDrift: live features against the baseline."
+    )
+    prediction_drift: PredictionDriftTrigger | None = Field(
+        default=None,
+        description="For type PredictionDrift: the candidate's predictions against stable's.",
+    )
+    quality_drop: QualityTrigger | None = Field(
+        default=None, description="For type QualityDrop: quality once labels have arrived."
     )
 
 
@@ -464,6 +502,11 @@ class Approval(ApiModel):
     )
 
 
+NEEDS_CAPTURE = (
+    "FeatureDrift, PredictionDrift and QualityDrop triggers read the capture sidecars' "
+    "windows: set monitoring.capture.enabled"
+)
+LIVE_WINDOW_TRIGGERS = ("FeatureDrift", "PredictionDrift", "QualityDrop")
 NO_ROUTER_NO_BAKE = (
     "stages.baking needs a traffic router: with traffic.router None the candidate gets no "
     "live traffic"
@@ -498,6 +541,29 @@ class ModelDeploymentSpec(ApiModel):
                 NO_ROUTER_NO_BAKE,
                 field_path=".stages.baking",
             ),
+            cel(
+                "!has(self.rollback) || !has(self.rollback.triggers) || "
+                "self.rollback.triggers.all(t, "
+                "!(t.type in ['FeatureDrift', 'PredictionDrift', 'QualityDrop']) || "
+                "(has(self.monitoring) && has(self.monitoring.capture) && "
+                "has(self.monitoring.capture.enabled) && self.monitoring.capture.enabled))",
+                NEEDS_CAPTURE,
+                field_path=".monitoring.capture.enabled",
+            ),
+            cel(
+                "!has(self.rollback) || !has(self.rollback.triggers) || "
+                "self.rollback.triggers.all(t, t.type != 'FeatureDrift' || "
+                "(has(self.monitoring) && has(self.monitoring.baseline)))",
+                "a FeatureDrift trigger needs monitoring.baseline",
+                field_path=".monitoring.baseline",
+            ),
+            cel(
+                "!has(self.rollback) || !has(self.rollback.triggers) || "
+                "self.rollback.triggers.all(t, t.type != 'QualityDrop' || "
+                "(has(self.monitoring) && has(self.monitoring.labels)))",
+                "a QualityDrop trigger needs monitoring.labels",
+                field_path=".monitoring.labels",
+            ),
         )
     }
 
@@ -515,6 +581,10 @@ class ModelDeploymentSpec(ApiModel):
     )
     rollback: RollbackSpec = Field(
         default_factory=RollbackSpec, description="Triggers and what a rollback does."
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec,
+        description="Capture of live traffic, the baseline profile and delayed labels.",
     )
     gates: GatesSpec = Field(default_factory=GatesSpec, description="Manual gates.")
     approvals: list[Approval] = Field(
@@ -548,6 +618,18 @@ class ModelDeploymentSpec(ApiModel):
     def _no_bake_without_router(self) -> ModelDeploymentSpec:
         if self.traffic.router == "None" and self.stages.baking is not None:
             raise ValueError(NO_ROUTER_NO_BAKE)
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_sources(self) -> ModelDeploymentSpec:
+        types = {t.type for t in self.rollback.triggers}
+        monitoring = self.monitoring
+        if types & set(LIVE_WINDOW_TRIGGERS) and not monitoring.capture.enabled:
+            raise ValueError(f"monitoring.capture.enabled: {NEEDS_CAPTURE}")
+        if "FeatureDrift" in types and monitoring.baseline is None:
+            raise ValueError("monitoring.baseline: a FeatureDrift trigger needs it")
+        if "QualityDrop" in types and monitoring.labels is None:
+            raise ValueError("monitoring.labels: a QualityDrop trigger needs it")
         return self
 
 
