@@ -17,14 +17,14 @@ exits 0, 2 or 3 the same way.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from modelrollout.cli import argtypes
 from modelrollout.core.monitoring import sketches
 from modelrollout.core.monitoring.builder import DEFAULT_MAX_FEATURES
 from modelrollout.core.monitoring.drift import CategoricalStatistics, NumericStatistics
@@ -88,20 +88,6 @@ class BadInput(Exception):
 # -- argument types -----------------------------------------------------------------------
 
 
-def _int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
-        return value
-
-    return parse
-
-
 def _limit(text: str) -> float | None:
     """A positive number, or ``off``."""
     if text.strip().lower() in {"off", "none"}:
@@ -113,19 +99,6 @@ def _limit(text: str) -> float | None:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive (or off)")
     return value
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default
-
-
-def threshold_flag(field_name: str) -> str:
-    """``max_psi`` → ``--max-psi``."""
-    return "--" + field_name.replace("_", "-")
 
 
 # -- parsers ------------------------------------------------------------------------------
@@ -179,7 +152,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     sizes = parser.add_argument_group("sizes")
     sizes.add_argument(
         "--sketch-k",
-        type=_int_at_least(sketches.MIN_K, sketches.MAX_K),
+        type=argtypes.int_at_least(sketches.MIN_K, sketches.MAX_K),
         default=sketches.DEFAULT_K,
         metavar="K",
         help="KLL sketch parameter: 200 gives 1.33%% rank error in about 7 KB per feature "
@@ -187,14 +160,14 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sizes.add_argument(
         "--category-limit",
-        type=_int_at_least(1),
+        type=argtypes.int_at_least(1),
         default=DEFAULT_CATEGORY_LIMIT,
         metavar="N",
         help="values kept per categorical feature, the rest counted as other (default %(default)s)",
     )
     sizes.add_argument(
         "--max-features",
-        type=_int_at_least(1),
+        type=argtypes.int_at_least(1),
         default=DEFAULT_MAX_FEATURES,
         metavar="N",
         help="refuse a dataset with more fields than this (default %(default)s)",
@@ -202,14 +175,14 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     shard = parser.add_argument_group("sharding")
     shard.add_argument(
         "--shard-index",
-        type=_int_at_least(0),
+        type=argtypes.int_at_least(0),
         default=None,
         metavar="I",
         help="this shard: the lines numbered I modulo N (default $JOB_COMPLETION_INDEX or 0)",
     )
     shard.add_argument(
         "--shard-count",
-        type=_int_at_least(1),
+        type=argtypes.int_at_least(1),
         default=None,
         metavar="N",
         help="number of shards (default $MODELROLLOUT_SHARD_COUNT or 1)",
@@ -242,15 +215,15 @@ def add_drift_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{info.description} (default {shown})".replace("%", "%%")
         if name == "min_samples":
             limits.add_argument(
-                threshold_flag(name),
-                type=_int_at_least(1),
+                argtypes.flag(name),
+                type=argtypes.int_at_least(1),
                 default=default,
                 metavar="N",
                 help=help_text,
             )
         else:
             limits.add_argument(
-                threshold_flag(name), type=_limit, default=default, metavar="X", help=help_text
+                argtypes.flag(name), type=_limit, default=default, metavar="X", help=help_text
             )
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
 
@@ -293,12 +266,12 @@ def _read_options(args: argparse.Namespace, *, shards: bool) -> ReadOptions:
         shard_count = (
             args.shard_count
             if args.shard_count is not None
-            else _env_int("MODELROLLOUT_SHARD_COUNT", 1)
+            else argtypes.env_int("MODELROLLOUT_SHARD_COUNT", 1)
         )
         shard_index = (
             args.shard_index
             if args.shard_index is not None
-            else _env_int("JOB_COMPLETION_INDEX", 0)
+            else argtypes.env_int("JOB_COMPLETION_INDEX", 0)
         )
         if shard_count < 1 or not 0 <= shard_index < shard_count:
             raise BadInput(
@@ -389,7 +362,7 @@ def _thresholds(args: argparse.Namespace) -> DriftThresholds:
         return DriftThresholds.model_validate(values)
     except ValidationError as error:
         first = error.errors()[0]
-        flag = threshold_flag(str(first["loc"][0])) if first["loc"] else "thresholds"
+        flag = argtypes.flag(str(first["loc"][0])) if first["loc"] else "thresholds"
         raise BadInput(f"{flag}: {first['msg']}") from None
 
 

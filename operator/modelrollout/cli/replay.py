@@ -25,12 +25,13 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from modelrollout.cli import argtypes
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
@@ -82,25 +83,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer no smaller than ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
 def _duration(text: str) -> str:
     try:
         seconds = parse_duration(text)
@@ -133,21 +115,6 @@ def _header(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def criteria_flag(field_name: str) -> str:
-    """``max_p99_ms`` → ``--max-p99-ms``."""
-    return "--" + field_name.replace("_", "-")
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        return default
-
-
 # -- parsers ------------------------------------------------------------------------------
 
 
@@ -164,10 +131,10 @@ def _add_criteria_flags(parser: argparse.ArgumentParser) -> None:
     for name, info in SuccessCriteria.model_fields.items():
         is_int = info.annotation in (int, int | None)
         group.add_argument(
-            criteria_flag(name),
+            argtypes.flag(name),
             dest=f"criterion_{name}",
             metavar="N" if is_int else "X",
-            type=_positive_int if is_int else float,
+            type=argtypes.positive_int if is_int else float,
             help=(info.description or "").replace("%", "%%"),
         )
 
@@ -208,12 +175,14 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     )
     length = rate.add_mutually_exclusive_group()
     length.add_argument("--duration", type=_duration, metavar="D", help="run length: 30s, 10m")
-    length.add_argument("--count", type=_positive_int, metavar="N", help="number of requests")
+    length.add_argument(
+        "--count", type=argtypes.positive_int, metavar="N", help="number of requests"
+    )
 
     send = parser.add_argument_group("requests")
     send.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=ReplayOptions().concurrency,
         metavar="C",
         help="most requests in flight per endpoint (default %(default)s)",
@@ -291,21 +260,23 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     )
     select.add_argument("--sample", type=float, metavar="F", help="keep this fraction (0-1]")
     select.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="sampling seed (default 0)"
+        "--seed", type=argtypes.non_negative_int, default=0, help="sampling seed (default 0)"
     )
-    select.add_argument("--max-events", type=_positive_int, metavar="N", help="at most N events")
+    select.add_argument(
+        "--max-events", type=argtypes.positive_int, metavar="N", help="at most N events"
+    )
 
     shard = parser.add_argument_group("sharding")
     shard.add_argument(
         "--shard-index",
-        type=_non_negative_int,
+        type=argtypes.non_negative_int,
         default=None,
         metavar="I",
         help="this shard (default $JOB_COMPLETION_INDEX or 0)",
     )
     shard.add_argument(
         "--shard-count",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=None,
         metavar="N",
         help="number of shards (default $MODELROLLOUT_SHARD_COUNT or 1)",
@@ -384,7 +355,7 @@ def _pydantic_message(error: ValidationError, *, flags: bool = False) -> str:
     for item in error.errors():
         location = ".".join(str(p) for p in item["loc"])
         if flags and location:
-            location = criteria_flag(location)
+            location = argtypes.flag(location)
         message = str(item["msg"]).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
@@ -404,7 +375,7 @@ def _run_flags_given(args: argparse.Namespace) -> list[str]:
         if dest in RUN_INDEPENDENT or getattr(args, dest, default) == default:
             continue
         name = dest.removeprefix("criterion_")
-        given.append(criteria_flag(name))
+        given.append(argtypes.flag(name))
     return given
 
 
@@ -419,7 +390,9 @@ def build_run(args: argparse.Namespace) -> ReplayRun:
     shard_index = args.shard_index
     if shard_index is None:
         shard_index = (
-            run.shard_index if run.shard_index is not None else _env_int("JOB_COMPLETION_INDEX", 0)
+            run.shard_index
+            if run.shard_index is not None
+            else argtypes.env_int("JOB_COMPLETION_INDEX", 0)
         )
     if shard_count < 1 or not 0 <= shard_index < shard_count:
         raise BadInput(f"--shard-index: {shard_index} is not in [0, {shard_count}) (--shard-count)")
@@ -507,7 +480,7 @@ def _run_from_flags(args: argparse.Namespace) -> ReplayRun:
         selection=selection,
         options=options,
         criteria=_load_criteria(args),
-        shard_count=_env_int("MODELROLLOUT_SHARD_COUNT", 1),
+        shard_count=argtypes.env_int("MODELROLLOUT_SHARD_COUNT", 1),
         client=args.client,
     )
 

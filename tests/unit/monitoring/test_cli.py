@@ -264,7 +264,7 @@ def test_bad_drift_inputs_exit_2(
     [
         (["--max-psi", "-1"], "--max-psi: '-1' must be positive (or off)"),
         (["--max-psi", "x"], "--max-psi: 'x' is not a number (or off)"),
-        (["--min-samples", "0"], "--min-samples: '0' must be >= 1"),
+        (["--min-samples", "0"], "--min-samples: '0' must be at least 1"),
         (["--alpha", "2"], "--alpha: Input should be less than or equal to 1"),
     ],
 )

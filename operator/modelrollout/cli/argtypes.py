@@ -1,0 +1,46 @@
+"""What the commands' parsers share: argument types, flag names and the environment.
+
+Every error an argument type raises names the value and what it must be; argparse adds
+the flag, so the user reads ``--count: '0' must be at least 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than ``minimum`` (nor above ``maximum``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"in [{minimum}, {maximum}]" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def flag(field_name: str) -> str:
+    """The flag of a model field: ``max_p99_ms`` → ``--max-p99-ms``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer from the environment (``JOB_COMPLETION_INDEX``), or ``default`` when it
+    is unset, blank or not an integer."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return default
