@@ -628,13 +628,14 @@ def _checks(step: _Step) -> list[_Check]:
         ]
     for trigger in spec.rollback.triggers:
         query = trigger.drift or trigger.accuracy_drop
-        if query is None and trigger.anomaly is None:
-            continue  # SLOBreach: the SLO itself is the check
+        if trigger.type == "SLOBreach":
+            continue  # the SLO itself is the check
         checks.append(
             _Check(
                 "trigger",
                 trigger.name,
-                # an anomaly's range is the band learned when it is measured (Probe.bounds)
+                # the range of the other kinds is learned when they are measured (an
+                # anomaly band, a quality floor relative to stable): Probe.bounds
                 query.threshold_range if query is not None else ThresholdRange(),
                 "Inconclusive",
                 0,

@@ -20,6 +20,8 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from modelrollout.core import (
     analysis,
     anomaly,
@@ -29,18 +31,30 @@ from modelrollout.core import (
     reasons,
     rollout,
     traffic,
+    workloads,
 )
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import KeyReference
 from modelrollout.core.api.modeldeployment import (
+    LIVE_WINDOW_TRIGGERS,
     ModelDeployment,
     ModelDeploymentStatus,
     ThresholdRange,
+    Trigger,
 )
 from modelrollout.core.api.monitoring import AnomalyTrigger
 from modelrollout.core.conditions import EventRecord
+from modelrollout.core.monitoring import checks
+from modelrollout.core.monitoring.profile import Profile
+from modelrollout.core.monitoring.verdict import DriftThresholds
 from modelrollout.services import notifiers, providers, routers
-from modelrollout.services.kube import Kube
+from modelrollout.services.kube import Kube, config_map_value
+from modelrollout.services.monitoring.windows import (
+    CaptureSidecars,
+    Window,
+    WindowError,
+    WindowSource,
+)
 
 log = logging.getLogger("modelrollout.baking")
 
@@ -113,6 +127,113 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
         except (providers.MetricQueryError, errors.InvalidSpec) as exc:
             probes[name] = rollout.Probe(None, str(exc))
     return probes
+
+
+def window_probes(
+    kube: Kube, md: ModelDeployment, windows: WindowSource | None = None
+) -> dict[str, rollout.Probe]:
+    """Measure every trigger that reads the capture sidecars' live windows."""
+    spec = md.spec
+    triggers = [t for t in spec.rollback.triggers if t.type in LIVE_WINDOW_TRIGGERS]
+    if not triggers:
+        return {}
+    namespace, name = str(md.metadata["namespace"]), str(md.metadata["name"])
+    source = windows or CaptureSidecars(
+        kube, port=workloads.window_port(spec.monitoring.capture.port)
+    )
+    probes: dict[str, rollout.Probe] = {}
+    for trigger in triggers:
+        try:
+            probes[trigger.name] = _window_probe(kube, md, trigger, source, namespace, name)
+        except (WindowError, BaselineError) as exc:
+            probes[trigger.name] = rollout.Probe(None, str(exc))
+    return probes
+
+
+class BaselineError(Exception):
+    """The baseline profile cannot be read; the message names the ConfigMap."""
+
+
+def _baseline(kube: Kube, md: ModelDeployment) -> Profile:
+    baseline = md.spec.monitoring.baseline
+    assert baseline is not None  # the API requires it for FeatureDrift
+    ref = baseline.profile_config_map_key_ref
+    where = f"spec.monitoring.baseline: ConfigMap {ref.name!r} key {ref.key!r}"
+    found = kube.get_config_map(str(md.metadata["namespace"]), ref.name)
+    data = config_map_value(found, ref.key) if found is not None else None
+    if data is None:
+        raise BaselineError(f"{where} not found")
+    try:
+        return Profile.model_validate_json(data)
+    except ValidationError as exc:
+        raise BaselineError(f"{where} is not a profile: {exc.errors()[0]['msg']}") from exc
+
+
+def _window_probe(
+    kube: Kube,
+    md: ModelDeployment,
+    trigger: Trigger,
+    windows: WindowSource,
+    namespace: str,
+    name: str,
+) -> rollout.Probe:
+    if trigger.feature_drift is not None:
+        settings = trigger.feature_drift
+        window = windows.window(namespace, name, "candidate", parse_duration(settings.window.size))
+        if window.profile is None:
+            return rollout.Probe(None, basis=_empty(window, settings.window.min_count))
+        reading = checks.feature_drift(
+            _baseline(kube, md),
+            window.profile,
+            features=settings.features,
+            min_count=settings.window.min_count,
+            thresholds=DriftThresholds(min_samples=settings.window.min_count),
+        )
+        return _probe(reading, ThresholdRange(max=float(settings.max_drifted)))
+    if trigger.prediction_drift is not None:
+        settings_p = trigger.prediction_drift
+        seconds = parse_duration(settings_p.window.size)
+        window = windows.window(namespace, name, "candidate", seconds)
+        reference = (
+            windows.window(namespace, name, "stable", seconds).profile
+            if settings_p.against == "Stable"
+            else _baseline(kube, md)
+        )
+        if window.profile is None or reference is None:
+            return rollout.Probe(None, basis=_empty(window, settings_p.window.min_count))
+        reading = checks.prediction_drift(
+            reference,
+            window.profile,
+            min_count=settings_p.window.min_count,
+            thresholds=DriftThresholds(min_samples=settings_p.window.min_count),
+        )
+        return _probe(reading, ThresholdRange(max=0.0))
+    settings_q = trigger.quality_drop
+    assert settings_q is not None
+    seconds = parse_duration(settings_q.window.size)
+    window = windows.window(namespace, name, "candidate", seconds)
+    stable = (
+        windows.window(namespace, name, "stable", seconds).quality
+        if settings_q.max_drop_from_stable is not None
+        else None
+    )
+    reading = checks.quality(
+        window.quality,
+        stable,
+        metric=settings_q.metric,
+        min_count=settings_q.window.min_count,
+        minimum=settings_q.min,
+        max_drop_from_stable=settings_q.max_drop_from_stable,
+    )
+    return _probe(reading, ThresholdRange(min=reading.min) if reading.min is not None else None)
+
+
+def _probe(reading: checks.Reading, bounds: ThresholdRange | None) -> rollout.Probe:
+    return rollout.Probe(reading.value, None, bounds, reading.basis)
+
+
+def _empty(window: Window, min_count: int) -> str:
+    return f"{window.events} events in the window of {window.pods} pods, {min_count} needed"
 
 
 def _band_probe(

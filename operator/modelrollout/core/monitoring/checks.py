@@ -78,6 +78,8 @@ def feature_drift(
     if missing:
         return Reading(None, f"not in the baseline profile: {', '.join(missing[:SHOWN])}")
     comparison = compare(_only(baseline, names), window, thresholds)
+    if not comparison.drifted and len(comparison.insufficient) == len(comparison.features):
+        return Reading(None, f"every watched feature has too few values: {_describe(comparison)}")
     return Reading(float(len(comparison.drifted)), _describe(comparison))
 
 
