@@ -83,6 +83,7 @@ def test_an_anomaly_band_catches_a_latency_shift_a_fixed_threshold_misses(
     band = tallies["latency-band"]
     assert band["failed"] >= 1
     failed = [m for m in band["measurements"] if m["phase"] == "Failed"][-1]
+    print(f"anomaly band: {failed['message']}")  # shown with -rP
     assert failed["value"] > 20  # the candidate's mean latency, in ms
     assert "band [" in failed["message"]  # with the band it was judged against
     assert status["traffic"] == {"stableWeight": 100, "candidateWeight": 0}
