@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,25 +226,45 @@ def http_get(url: str, timeout: float = 5.0) -> str:
 
 
 def predict_once(
-    base_url: str, path: str = PREDICT, *, host: str | None = None, timeout: float = 5.0
+    base_url: str,
+    path: str = PREDICT,
+    *,
+    host: str | None = None,
+    timeout: float = 5.0,
+    body: bytes = BODY,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """One prediction on a new connection: (HTTP status, the model version that answered).
 
     `host` sets the Host header (the HTTPRoutes of the tests match on a hostname of their
     own, so that tests sharing the Gateway never see each other's routes)."""
+    status, answer = answer_once(
+        base_url, path, host=host, timeout=timeout, body=body, headers=headers
+    )
+    return status, str(answer.get("modelVersion", ""))
+
+
+def answer_once(
+    base_url: str,
+    path: str = PREDICT,
+    *,
+    host: str | None = None,
+    timeout: float = 5.0,
+    body: bytes = BODY,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """One prediction on a new connection: (HTTP status, the JSON answer, {} for none)."""
     parts = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    headers = {"Content-Type": "application/json"}
+    sent = {"Content-Type": "application/json", **(headers or {})}
     if host:
-        headers["Host"] = host
+        sent["Host"] = host
     try:
-        conn.request("POST", path, body=BODY, headers=headers)
+        conn.request("POST", path, body=body, headers=sent)
         response = conn.getresponse()
         payload = response.read()
-        version = ""
-        if response.status == 200:
-            version = str(json.loads(payload).get("modelVersion", ""))
-        return response.status, version
+        answer: dict[str, Any] = json.loads(payload) if response.status == 200 else {}
+        return response.status, answer
     finally:
         conn.close()
 
@@ -260,23 +280,42 @@ def split(base_url: str, n: int, *, host: str | None = None) -> Counter[str]:
 
 @dataclass
 class LiveTraffic:
-    """A steady stream of live requests from a background thread, with what answered."""
+    """A steady stream of live requests from a background thread, with what answered.
+
+    `body(i)` makes the i-th request's body (the same features every time by default);
+    each request carries the inference id `live-<i>`, and `answers` keeps, per id, the
+    version that answered and its first prediction."""
 
     base_url: str
     host: str | None = None
     rate: float = 20.0
+    body: Callable[[int], bytes] | None = None
     outcomes: list[tuple[float, int, str]] = field(default_factory=list)
+    answers: dict[str, tuple[str, Any]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         interval = 1.0 / self.rate
         next_at = time.monotonic()
+        i = 0
         while not self._stop.is_set():
+            inference_id = f"live-{i}"
+            body = self.body(i) if self.body is not None else BODY
             try:
-                status, version = predict_once(self.base_url, host=self.host, timeout=2.0)
+                status, answer = answer_once(
+                    self.base_url,
+                    host=self.host,
+                    timeout=2.0,
+                    body=body,
+                    headers={"X-Inference-Id": inference_id},
+                )
             except OSError:
-                status, version = 0, ""
+                status, answer = 0, {}
+            version = str(answer.get("modelVersion", ""))
             self.outcomes.append((time.time(), status, version))
+            if status == 200:
+                self.answers[inference_id] = (version, (answer.get("predictions") or [None])[0])
+            i += 1
             next_at += interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
