@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,8 @@ class GatedFiles(CaptureFiles):
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def write(self, data: bytes) -> None:
+    def write(self, lines: Sequence[bytes]) -> None:
         self.entered.set()
         if not self.gate.wait(timeout=60):
             raise AssertionError("the gate of GatedFiles was never opened")
-        super().write(data)
+        super().write(lines)

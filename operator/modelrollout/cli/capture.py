@@ -55,6 +55,7 @@ VERSION_ENV = "MODELROLLOUT_VERSION"
 TRACK_ENV = "MODELROLLOUT_TRACK"
 TRACKS: tuple[Track, ...] = ("stable", "candidate")
 OFF = "off"
+SWITCH_INTERVAL = 0.0005
 
 DESCRIPTION = """\
 Run a reverse proxy in front of a model server that returns every answer unchanged and
@@ -427,6 +428,10 @@ def run(args: argparse.Namespace) -> int:
         _say(str(error))
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # The writer thread encodes records while the event loop serves requests. When both
+    # want the interpreter lock, the loop waits at most this long (the default is 5 ms).
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         asyncio.run(_serve(settings, options))
     except DirectoryError as error:
@@ -435,6 +440,8 @@ def run(args: argparse.Namespace) -> int:
     except ListenError as error:
         _say(str(error))
         return EXIT_RUN_ERROR
+    finally:
+        sys.setswitchinterval(previous)
     return EXIT_STOPPED
 
 

@@ -13,7 +13,7 @@ import pytest
 from modelrollout.core.capture.rotation import RotationPolicy
 from modelrollout.services.capture import RunningCapture
 from modelrollout.services.capture import files as files_module
-from modelrollout.services.capture.files import CaptureFiles, DirectoryError
+from modelrollout.services.capture.files import CaptureFiles, DirectoryError, WriteFailed
 from modelrollout.services.capture.metrics import CaptureMetrics
 from support.capture import PREDICT, call, lines, start_proxy
 from support.modelservers import ModelServer
@@ -69,16 +69,17 @@ def rotated(files: CaptureFiles, reason: str) -> float:
 def test_a_file_closes_when_it_reaches_its_size(tmp_path: Path):
     files = make(tmp_path, max_bytes=100)
     for n in range(5):
-        files.write(line(n))
+        files.write([line(n)])
     assert names(tmp_path) == [
         "cap-20251201T120000Z-000001.jsonl",
-        "cap-20251201T120000Z-000002.jsonl.part",
+        "cap-20251201T120000Z-000002.jsonl",
+        "cap-20251201T120000Z-000003.jsonl.part",
     ]
     first = (tmp_path / "cap-20251201T120000Z-000001.jsonl").read_bytes()
-    assert first == line(0) + line(1) + line(2)
-    assert rotated(files, "size") == 1
+    assert first == line(0) + line(1)  # a third line would take it over 100 bytes
+    assert rotated(files, "size") == 2
     files.close()
-    assert names(tmp_path)[-1] == "cap-20251201T120000Z-000002.jsonl"
+    assert names(tmp_path)[-1] == "cap-20251201T120000Z-000003.jsonl"
     assert rotated(files, "shutdown") == 1
     assert files.metrics.value("modelrollout_capture_bytes_written_total") == 5 * len(line(0))
 
@@ -86,7 +87,7 @@ def test_a_file_closes_when_it_reaches_its_size(tmp_path: Path):
 def test_a_file_closes_when_it_reaches_its_age(tmp_path: Path):
     clock = Clock()
     files = make(tmp_path, max_age=60, clock=clock)
-    files.write(line(1))
+    files.write([line(1)])
     assert files.deadline() == 60
     clock.now = 59.9
     files.tick()
@@ -103,7 +104,7 @@ def test_an_empty_file_is_never_left_behind(tmp_path: Path):
     files = make(tmp_path, max_bytes=100)
     files.close()
     assert names(tmp_path) == []
-    files.write(b"")
+    files.write([])
     files.close()
     assert names(tmp_path) == []
 
@@ -112,7 +113,7 @@ def test_the_oldest_files_go_to_stay_within_the_total(tmp_path: Path):
     files = make(tmp_path, max_bytes=100, total=250)
     size = len(line(0))
     for n in range(20):
-        files.write(line(n))
+        files.write([line(n)])
         on_disk = sum(path.stat().st_size for path in tmp_path.iterdir())
         assert on_disk <= 250
         assert files.disk_bytes == on_disk
@@ -127,11 +128,12 @@ def test_the_oldest_files_go_to_stay_within_the_total(tmp_path: Path):
 def test_files_removed_by_someone_else_stop_counting(tmp_path: Path):
     files = make(tmp_path, max_bytes=100, total=1000)
     for n in range(3):
-        files.write(line(n))
+        files.write([line(n)])
+    assert files.disk_bytes == 3 * len(line(0))
     (tmp_path / "cap-20251201T120000Z-000001.jsonl").unlink()  # an uploader took it
-    files.write(line(3))
     files.close()
-    assert files.disk_bytes == len(line(3))
+    assert files.disk_bytes == len(line(2))
+    assert files.disk_bytes == sum(path.stat().st_size for path in tmp_path.iterdir())
 
 
 def test_left_over_part_files_are_finished_and_numbering_goes_on(tmp_path: Path):
@@ -147,7 +149,7 @@ def test_left_over_part_files_are_finished_and_numbering_goes_on(tmp_path: Path)
         wall_clock=lambda: WALL,
     )
     assert files.prepare() == ["cap-20251130T000000Z-000007.jsonl"]
-    files.write(line(2))
+    files.write([line(2)])
     assert files.open_name == "cap-20251201T120000Z-000008.jsonl.part"
     assert "other-20251130T000000Z-000099.jsonl.part" in names(tmp_path)
     assert files.disk_bytes == 2 * len(line(0))
@@ -156,7 +158,7 @@ def test_left_over_part_files_are_finished_and_numbering_goes_on(tmp_path: Path)
 def test_gzip_is_readable_after_a_flush_and_complete_after_close(tmp_path: Path):
     files = make(tmp_path, compress=True, max_bytes=1 << 20)
     data = b"".join(line(n) for n in range(10))
-    files.write(data)
+    files.write([line(n) for n in range(10)])
     files.flush()
     (part,) = tmp_path.iterdir()
     assert part.name == "cap-20251201T120000Z-000001.jsonl.gz.part"
@@ -171,7 +173,7 @@ def test_gzip_is_readable_after_a_flush_and_complete_after_close(tmp_path: Path)
 def test_gzip_files_rotate_on_their_compressed_size(tmp_path: Path):
     files = make(tmp_path, compress=True, max_bytes=200)
     for n in range(300):
-        files.write(line(n))
+        files.write([line(n)])
         files.flush()
     files.close()
     found = names(tmp_path)
@@ -182,7 +184,7 @@ def test_gzip_files_rotate_on_their_compressed_size(tmp_path: Path):
 
 def test_a_failed_write_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     files = make(tmp_path, max_bytes=10_000)
-    files.write(line(1))
+    files.write([line(1)])
     real = files_module._write_all
 
     def disk_full(fd: int, data: bytes) -> None:
@@ -190,14 +192,15 @@ def test_a_failed_write_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest.
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(files_module, "_write_all", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        files.write(line(2) + line(3))
+    with pytest.raises(WriteFailed, match="No space") as failed:
+        files.write([line(2), line(3)])
+    assert failed.value.written == 0
     assert names(tmp_path) == ["cap-20251201T120000Z-000001.jsonl"]
     assert (tmp_path / names(tmp_path)[0]).read_bytes() == line(1)
     assert rotated(files, "error") == 1
     assert files.metrics.value("modelrollout_capture_write_errors_total") == 1
     monkeypatch.setattr(files_module, "_write_all", real)
-    files.write(line(4))
+    files.write([line(4)])
     files.close()
     assert names(tmp_path)[-1] == "cap-20251201T120000Z-000002.jsonl"
     assert (tmp_path / names(tmp_path)[-1]).read_bytes() == line(4)
@@ -233,11 +236,14 @@ async def test_files_rotate_by_size_while_serving(
             status, _, _ = await call(http, proxy.url + PREDICT, payload=INSTANCE, headers=headers)
             assert status == 200
         await async_poll_until(
-            lambda: rotated_by(proxy, "size") >= 3, timeout=10, message="three size rotations"
+            lambda: proxy.metrics.value("modelrollout_capture_records_written_total") == 30,
+            timeout=10,
+            message="every record written",
         )
     found = names(tmp_path)
-    assert len(found) >= 4
     assert all(name.endswith(".jsonl") for name in found)
+    assert all((tmp_path / name).stat().st_size <= 2000 for name in found)
+    assert len(found) >= 30 * 350 // 2000
     assert [r["inferenceId"] for r in lines(tmp_path)] == [f"r{i:02d}" for i in range(30)]
     assert rotated_by(proxy, "size") + rotated_by(proxy, "shutdown") == len(found)
 

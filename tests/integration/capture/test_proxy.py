@@ -26,7 +26,9 @@ REQUESTS = [
     ("GET", "/healthz", b"", None),
     ("GET", "/nowhere?x=1&y=%20", b"", None),
     ("DELETE", "/v1/models/model", b"", None),
+    ("HEAD", "/v1/models/model", b"", None),
 ]
+STATUSES = [200, 200, 400, 400, 404, 200, 200, 404, 405, 200]
 
 
 def _comparable(headers: CIMultiDict[str]) -> list[tuple[str, str]]:
@@ -41,15 +43,14 @@ async def test_answers_are_unchanged(
             headers = {"Content-Type": content_type} if content_type else {}
             direct = await call(http, model.url + path, method=method, body=body, headers=headers)
             through = await call(http, proxy.url + path, method=method, body=body, headers=headers)
-            assert through[0] == direct[0], path
+            assert through[0] == direct[0], (method, path)
             assert through[2] == direct[2], path
             assert _comparable(through[1]) == _comparable(direct[1]), path
-    records = lines(tmp_path)
-    assert [(r["method"], r["path"], r["response"]["status"]) for r in records] == [
-        (m, p, s)
-        for (m, p, _, _), s in zip(
-            REQUESTS, [200, 200, 400, 400, 404, 200, 200, 404, 405], strict=True
-        )
+    recorded = [(r["method"], r["path"], r["response"]["status"]) for r in lines(tmp_path)]
+    assert recorded == [
+        (method, path, status)
+        for (method, path, _, _), status in zip(REQUESTS, STATUSES, strict=True)
+        if method != "HEAD"  # answered, but not recorded: a replay does not send HEAD
     ]
 
 
@@ -248,3 +249,17 @@ async def test_connections_are_kept_alive_on_both_sides(tmp_path: Path, echo: Ec
     assert len(created) == 1
     assert len(echo.peers) == 10
     assert len(set(echo.peers)) == 1
+
+
+async def test_cookies_set_by_the_model_are_not_sent_with_other_requests(
+    tmp_path: Path, echo: EchoUpstream
+):
+    echo.headers = [("Content-Type", "application/json"), ("Set-Cookie", "session=alice")]
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
+        start_proxy(tmp_path, echo.url) as proxy,
+    ):
+        for _ in range(2):
+            _, headers, _ = await call(session, proxy.url + PREDICT, payload={})
+            assert headers["Set-Cookie"] == "session=alice"
+    assert [request[2].get("Cookie") for request in echo.requests] == [None, None]

@@ -14,6 +14,7 @@ from modelrollout.core.capture.record import (
     SKIP_METHOD,
     Exchange,
     RecordContext,
+    RecordEncoder,
     Unrecordable,
     encode_record,
     format_timestamp,
@@ -219,3 +220,11 @@ def test_every_record_is_a_replay_event(exchange: Exchange):
         assert json.loads(event.body or b"null") == json.loads(exchange.request_body or b"null")
     else:
         assert event.body == exchange.request_body
+
+
+def test_the_encoder_formats_times_like_format_timestamp():
+    encoder = RecordEncoder(CONTEXT)
+    epochs = [1764590400 + i * 0.3337 + j * 1e-6 for i in range(300) for j in (0, 1, 499999)]
+    for epoch in [*epochs, 0.0, 0.9999995, 1764590400.9999996]:
+        line = encoder.encode(replace(BASE, received_at=epoch))
+        assert json.loads(line)["timestamp"] == format_timestamp(epoch), epoch

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +96,10 @@ def format_timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps`` with compact separators, without building an encoder at every call."""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -124,7 +129,7 @@ def json_text(body: bytes, content_type: str | None) -> str | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if "\n" in text or "\r" in text:
-        return json.dumps(value, separators=(",", ":"))
+        return _compact(value)
     return text.strip()
 
 
@@ -173,42 +178,64 @@ def _headers(pairs: tuple[tuple[str, str], ...]) -> str:
     joined: dict[str, str] = {}
     for name, value in pairs:
         joined[name] = f"{joined[name]}, {value}" if name in joined else value
-    return json.dumps(joined, separators=(",", ":"))
+    return _compact(joined)
+
+
+class RecordEncoder:
+    """Encodes the exchanges of one proxy; what never changes is encoded once."""
+
+    def __init__(self, context: RecordContext) -> None:
+        self.context = context
+        tags = [
+            (key, value)
+            for key, value in (("version", context.version), ("track", context.track))
+            if value is not None
+        ]
+        self._tags = "".join(f',"{key}":{json.dumps(value)}' for key, value in tags)
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, epoch: float) -> str:
+        """:func:`format_timestamp`, formatting each second only once."""
+        second, micros = divmod(round(epoch * 1_000_000), 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{micros:06d}Z"
+
+    def encode(self, exchange: Exchange) -> bytes:
+        """The dataset line of an exchange, ending in a newline.
+
+        Raises :class:`Unrecordable` when the request could not be replayed.
+        """
+        method = exchange.method.upper()
+        if method not in ALLOWED_METHODS:
+            raise Unrecordable(SKIP_METHOD, f"{method} requests are not replayed")
+        parts = [
+            f'{{"timestamp":"{self._timestamp(exchange.received_at)}"',
+            f',"inferenceId":{json.dumps(exchange.inference_id)}',
+            self._tags,
+            f',"method":{json.dumps(method)}',
+        ]
+        if exchange.path.startswith("/"):
+            parts.append(f',"path":{json.dumps(exchange.path)}')
+        if exchange.request_body:
+            members = _body_members(
+                exchange.request_body, exchange.request_content_type, binary=_unrecordable_body
+            )
+        else:
+            members = [("body", '""')]
+            if exchange.request_content_type:
+                members.append(("contentType", json.dumps(exchange.request_content_type)))
+        if exchange.request_headers:
+            members.append(("headers", _headers(exchange.request_headers)))
+        members.append(("response", _response(exchange)))
+        members.append(("latencyMs", f"{exchange.latency_seconds * 1000:.3f}"))
+        parts += [f',"{key}":{value}' for key, value in members]
+        parts.append(f',"attributes":{{"status":"{exchange.status}"{self._tags}}}}}\n')
+        return "".join(parts).encode("utf-8")
 
 
 def encode_record(exchange: Exchange, context: RecordContext) -> bytes:
-    """The dataset line of an exchange, ending in a newline.
-
-    Raises :class:`Unrecordable` when the request could not be replayed.
-    """
-    method = exchange.method.upper()
-    if method not in ALLOWED_METHODS:
-        raise Unrecordable(SKIP_METHOD, f"{method} requests are not replayed")
-    members = [
-        ("timestamp", json.dumps(format_timestamp(exchange.received_at))),
-        ("inferenceId", json.dumps(exchange.inference_id)),
-    ]
-    attributes = {"status": str(exchange.status)}
-    if context.version is not None:
-        members.append(("version", json.dumps(context.version)))
-        attributes["version"] = context.version
-    if context.track is not None:
-        members.append(("track", json.dumps(context.track)))
-        attributes["track"] = context.track
-    members.append(("method", json.dumps(method)))
-    if exchange.path.startswith("/"):
-        members.append(("path", json.dumps(exchange.path)))
-    if exchange.request_body:
-        members += _body_members(
-            exchange.request_body, exchange.request_content_type, binary=_unrecordable_body
-        )
-    else:
-        members.append(("body", '""'))
-        if exchange.request_content_type:
-            members.append(("contentType", json.dumps(exchange.request_content_type)))
-    if exchange.request_headers:
-        members.append(("headers", _headers(exchange.request_headers)))
-    members.append(("response", _response(exchange)))
-    members.append(("latencyMs", f"{exchange.latency_seconds * 1000:.3f}"))
-    members.append(("attributes", json.dumps(attributes, separators=(",", ":"))))
-    return (_object(members) + "\n").encode("utf-8")
+    """The dataset line of an exchange (see :class:`RecordEncoder`)."""
+    return RecordEncoder(context).encode(exchange)

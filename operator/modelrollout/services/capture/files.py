@@ -2,8 +2,9 @@
 
 Only the writer thread touches these objects; nothing here is shared with the event loop.
 
-Writes go straight to the file descriptor, one ``write`` per batch of records, so a
-plain file always ends on a whole line except during a write. With gzip, the compressor
+Writes go straight to the file descriptor, one ``write`` per batch of records (split
+where a file reaches its size), so a plain file always ends on a whole line except
+during a write. With gzip, the compressor
 keeps a little data back; :meth:`CaptureFiles.flush` pushes it out (a zlib sync flush)
 every flush interval, so a file being written is readable up to the last flush. Closing
 finishes the gzip stream, ``fsync``\\ s the file and renames it without ``.part``.
@@ -26,7 +27,7 @@ import os
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,15 @@ GZIP_WBITS = 31
 
 class DirectoryError(Exception):
     """The capture directory cannot be used (missing, not writable)."""
+
+
+class WriteFailed(Exception):
+    """A write failed after ``written`` of its lines were written."""
+
+    def __init__(self, written: int, error: OSError) -> None:
+        super().__init__(str(error))
+        self.written = written
+        self.error = error
 
 
 @dataclass
@@ -147,11 +157,48 @@ class CaptureFiles:
         """When, on the monotonic clock, the open file reaches its age limit."""
         return None if self._open is None else self.policy.deadline(self._open.opened_at)
 
-    def write(self, data: bytes) -> None:
-        """Append whole lines. Raises :class:`OSError` after cutting the file back."""
-        self.tick()
-        current = self._open or self._open_new()
+    def write(self, lines: Sequence[bytes]) -> None:
+        """Append whole lines, closing a file at its size limit between two lines.
+
+        A plain file never grows past the limit (unless one line alone is larger); a gzip
+        file is closed once its compressed size reaches it. Raises :class:`WriteFailed`,
+        saying how many lines made it, after cutting the open file back to its last line.
+        """
+        limit = self.policy.max_file_bytes
+        written = 0
+        segment: list[bytes] = []
+        pending = 0
+        try:
+            self.tick()
+            for line in lines:
+                current = self._open or self._open_new()
+                if current.compressor is not None:
+                    self._append(current, [line])
+                    written += 1
+                    if limit is not None and current.size >= limit:
+                        self.close(rotation.ROTATE_SIZE)
+                    continue
+                used = current.size + pending
+                if limit is not None and used > 0 and used + len(line) > limit:
+                    if segment:
+                        self._append(current, segment)
+                        written += len(segment)
+                        segment, pending = [], 0
+                    self.close(rotation.ROTATE_SIZE)
+                    current = self._open_new()
+                segment.append(line)
+                pending += len(line)
+            if segment and self._open is not None:
+                self._append(self._open, segment)
+                written += len(segment)
+            self.tick()
+        except OSError as error:
+            raise WriteFailed(written, error) from error
+        self._apply_total_bound()
+
+    def _append(self, current: _OpenFile, lines: list[bytes]) -> None:
         before = current.size
+        data = b"".join(lines)
         try:
             if current.compressor is not None:
                 data = current.compressor.compress(data)
@@ -161,8 +208,6 @@ class CaptureFiles:
             self.metrics.write_errors.inc()
             self._abandon(current, before)
             raise
-        self.tick()
-        self._apply_total_bound()
 
     def flush(self) -> None:
         """Push out what the compressor holds (nothing to do for plain files)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Iterable
 
@@ -50,8 +51,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-NOT_FORWARDED = HOP_BY_HOP | {"content-length", "expect"}
-NOT_RETURNED = HOP_BY_HOP | {"content-length"}
+NOT_FORWARDED = (*sorted(HOP_BY_HOP), "content-length", "expect")
+NOT_RETURNED = (*sorted(HOP_BY_HOP), "content-length")
+HEAD_NOT_RETURNED = tuple(sorted(HOP_BY_HOP))
 CLIENT_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 """Headers aiohttp's client would add on its own: a forwarded request carries only the
 client's."""
@@ -59,14 +61,22 @@ client's."""
 _Answer = tuple[int, str | None, CIMultiDict[str], bytes, str | None]
 """Status, reason, headers, body, and the proxy error type when the model gave no answer."""
 
+URL_CACHE_SIZE = 1024
+"""Upstream URLs parsed once per path: a model is called on a handful of paths."""
+
 ERROR_STATUS = {"connection": 502, "invalid_response": 502, "timeout": 504}
 
 
-def _copy_headers(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMultiDict[str]:
+def _copy_headers(headers: CIMultiDictProxy[str], dropped: tuple[str, ...]) -> CIMultiDict[str]:
+    """A copy without the hop-by-hop headers, nor those the Connection header names."""
+    copied = headers.copy()
     listed = headers.get("Connection")
     if listed:
-        dropped = dropped | {token.strip().lower() for token in listed.split(",")}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
+        dropped = dropped + tuple(token.strip() for token in listed.split(","))
+    for name in dropped:
+        if name in copied:
+            del copied[name]
+    return copied
 
 
 def _error_body(kind: str, detail: str) -> bytes:
@@ -95,6 +105,10 @@ class CaptureProxy:
         self.record_headers = tuple(record_headers)
         self.upstream_timeout = upstream_timeout
         self._session: aiohttp.ClientSession | None = None
+        # Ids need to be unique, not secret: a generator seeded once from the OS is enough
+        # and costs a fraction of a system call per request.
+        self._random = random.Random(os.urandom(32))
+        self._urls: dict[str, URL] = {}
         self._errors = {
             kind: metrics.proxy_errors.labels(kind)
             for kind in ("connection", "invalid_response", "timeout", "request_too_large")
@@ -108,6 +122,8 @@ class CaptureProxy:
             skip_auto_headers=CLIENT_AUTO_HEADERS,
             auto_decompress=False,
             trust_env=False,
+            # Cookies set by the model belong to the client that asked, never to the next one.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -122,7 +138,7 @@ class CaptureProxy:
         if incoming is not None and ids.acceptable(incoming):
             inference_id = incoming
         else:
-            inference_id = ids.from_random(os.urandom(16))
+            inference_id = ids.from_random(self._random.getrandbits(128).to_bytes(16, "big"))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge as refused:
@@ -179,12 +195,18 @@ class CaptureProxy:
     ) -> _Answer:
         if self._session is None:
             raise aiohttp.ClientConnectionError("the proxy is not started")
-        url = URL(self.upstream + request.raw_path, encoded=True)
+        url = self._urls.get(request.raw_path)
+        if url is None:
+            url = URL(self.upstream + request.raw_path, encoded=True)
+            if len(self._urls) < URL_CACHE_SIZE:
+                self._urls[request.raw_path] = url
         async with self._session.request(
             request.method, url, data=body or None, headers=headers, allow_redirects=False
         ) as answer:
             payload = await answer.read()
-            headers = _copy_headers(answer.headers, NOT_RETURNED)
+            # The answer to a HEAD has no body but tells the length of the one a GET would get.
+            dropped = HEAD_NOT_RETURNED if request.method == "HEAD" else NOT_RETURNED
+            headers = _copy_headers(answer.headers, dropped)
             return answer.status, answer.reason, headers, payload, None
 
     def _failure(self, kind: str, detail: str) -> _Answer:
