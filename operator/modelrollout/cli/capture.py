@@ -200,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "often carry credentials)",
     )
 
-    files = parser.add_argument_group("files (sizes: 1048576, 500k, 64Mi, 1Gi)")
+    files = parser.add_argument_group("recording and files (sizes: 1048576, 500k, 64Mi, 1Gi)")
     files.add_argument(
         "--sample",
         type=_fraction,
@@ -209,14 +209,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of requests recorded, decided by the inference id (default 1)",
     )
     files.add_argument(
-        "--seed", type=_count, default=defaults.seed, help="sampling seed (default 0)"
+        "--seed", type=_count, default=defaults.seed, metavar="N", help="sampling seed (default 0)"
     )
     files.add_argument(
         "--max-file-bytes",
         default=defaults.max_file_bytes,
         type=_checked(parse_size),
         metavar="SIZE",
-        help="close a file at this size on disk; 0 for no limit (default %(default)s)",
+        help="close a file before it passes this size on disk; 0 for no limit "
+        "(default %(default)s)",
     )
     files.add_argument(
         "--rotate-interval",

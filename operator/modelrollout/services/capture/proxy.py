@@ -61,6 +61,11 @@ client's."""
 _Answer = tuple[int, str | None, CIMultiDict[str], bytes, str | None]
 """Status, reason, headers, body, and the proxy error type when the model gave no answer."""
 
+UPSTREAM_IDLE_SECONDS = 1.0
+"""An idle connection to the model is closed after this, before model servers close theirs
+(gunicorn after 2 s, uvicorn after 5 s): a request sent on a connection the server is
+closing at that moment would fail. Reconnecting on localhost costs well under a ms."""
+
 URL_CACHE_SIZE = 1024
 """Upstream URLs parsed once per path: a model is called on a handful of paths."""
 
@@ -117,7 +122,9 @@ class CaptureProxy:
     async def start(self) -> None:
         """Open the client session (in the running loop)."""
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=0, ttl_dns_cache=300, keepalive_timeout=UPSTREAM_IDLE_SECONDS
+            ),
             timeout=aiohttp.ClientTimeout(total=self.upstream_timeout),
             skip_auto_headers=CLIENT_AUTO_HEADERS,
             auto_decompress=False,
