@@ -17,16 +17,9 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 def _registrars() -> list[Registrar]:
-    from modelrollout.cli import control, crds, monitor, replay, run, serve_model
+    from modelrollout.cli import capture, control, crds, monitor, replay, run, serve_model
 
-    return [
-        run.register,
-        control.register,
-        replay.register,
-        serve_model.register,
-        crds.register,
-        monitor.register,
-    ]
+    return [m.register for m in (run, control, replay, serve_model, crds, monitor, capture)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,3 @@
+module fastproxy
+
+go 1.22

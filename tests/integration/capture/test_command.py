@@ -1,0 +1,118 @@
+"""``modelrollout capture`` as a sidecar process: ready line, metrics, SIGTERM, only --dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support.capture import PREDICT
+from support.modelservers import ModelServer
+from support.wait import poll_until
+
+READY = re.compile(r"capture: (http://\S+) -> .*; metrics (http://\S+)/metrics")
+
+
+@dataclass
+class Sidecar:
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str
+    metrics: str
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path, model: ModelServer) -> Iterator[Sidecar]:
+    """The command in an empty working directory, with version and track from the env."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    log = tmp_path / "capture.log"
+    env = dict(os.environ, MODELROLLOUT_VERSION="v1", MODELROLLOUT_TRACK="candidate")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelrollout.cli.capture", "--dir", str(tmp_path / "captures"),
+             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+             "--upstream", model.url, "--prefix", "pod-a"],
+            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def ready() -> re.Match[str] | None:
+        if process.poll() is not None:
+            raise AssertionError(f"capture exited: {log.read_text()}")
+        return READY.search(log.read_text())
+
+    try:
+        found = poll_until(ready, timeout=30, interval=0.05, message="the proxy listens")
+        yield Sidecar(process, log, found.group(1), found.group(2))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def post(url: str, payload: object, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.headers["X-Inference-Id"]
+
+
+def scrape(metrics: str) -> str:
+    with urllib.request.urlopen(f"{metrics}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_sigterm_finishes_the_file_and_nothing_is_written_elsewhere(
+    tmp_path: Path, sidecar: Sidecar
+):
+    instance = {"instances": [[0.3, -1.2, 0.8, 0.1]]}
+    answers = [post(sidecar.url + PREDICT, instance, {"X-Inference-Id": f"i{n}"}) for n in range(5)]
+    assert answers == [(200, f"i{n}") for n in range(5)]
+
+    def written() -> str | None:
+        text = scrape(sidecar.metrics)
+        return text if "modelrollout_capture_records_written_total 5.0" in text else None
+
+    text = poll_until(written, timeout=10, message="five records written")
+    assert 'modelrollout_capture_requests_total{code="200"} 5.0' in text
+    assert 'modelrollout_capture_info{track="candidate",version="v1"} 1.0' in text
+    with urllib.request.urlopen(f"{sidecar.metrics}/healthz", timeout=10) as health:
+        assert health.read() == b"ok"
+    (part,) = (tmp_path / "captures").iterdir()
+    assert re.fullmatch(r"pod-a-\d{8}T\d{6}Z-000001\.jsonl\.part", part.name)
+
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=30) == 0
+    (done,) = (tmp_path / "captures").iterdir()
+    assert done.name == part.name.removesuffix(".part")
+    records = [json.loads(line) for line in done.read_text().splitlines()]
+    assert [(r["inferenceId"], r["version"], r["track"]) for r in records] == [
+        (f"i{n}", "v1", "candidate") for n in range(5)
+    ]
+    assert list((tmp_path / "cwd").iterdir()) == []
+    log = sidecar.log.read_text()
+    assert "stopped: 5 requests; records: 5 written, 0 dropped, 0 skipped, 0 sampled out" in log
+
+
+def test_a_port_in_use_is_a_run_error_naming_the_flag(tmp_path: Path, sidecar: Sidecar):
+    port = sidecar.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "modelrollout.cli.capture", "--dir", str(tmp_path / "other"),
+         "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert f"--listen: cannot listen on 127.0.0.1:{port}" in done.stderr
