@@ -33,6 +33,7 @@ from modelrollout.core.capture import ids
 from modelrollout.core.capture.options import CaptureOptions, parse_listen, parse_size
 from modelrollout.core.capture.record import RecordContext
 from modelrollout.core.capture.rotation import PREFIX_PATTERN
+from modelrollout.core.monitoring.live import LiveWindow
 from modelrollout.core.workloads import Track
 from modelrollout.services.capture import (
     DirectoryError,
@@ -46,11 +47,14 @@ from modelrollout.services.capture.server import (
     DEFAULT_METRICS_LISTEN,
     DEFAULT_UPSTREAM,
 )
+from modelrollout.services.monitoring.live import LabelsFollower, SharedWindow
 
 EXIT_STOPPED = 0
 EXIT_BAD_INPUT = 2
 EXIT_RUN_ERROR = 3
 
+WINDOW_PREDICTION_PATH = "response.payload.predictions[0]"
+"""Where a capture record keeps the model's first prediction (a KServe v1 answer)."""
 VERSION_ENV = "MODELROLLOUT_VERSION"
 TRACK_ENV = "MODELROLLOUT_TRACK"
 TRACKS: tuple[Track, ...] = ("stable", "candidate")
@@ -242,6 +246,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="flush compressed data this often (default %(default)s)",
     )
 
+    window = parser.add_argument_group(
+        "the live window (served at /monitoring/window on the metrics port)"
+    )
+    window.add_argument(
+        "--window-prediction-path",
+        default=WINDOW_PREDICTION_PATH,
+        metavar="PATH",
+        help="where the prediction is in each record (default %(default)s)",
+    )
+    window.add_argument(
+        "--window-keep",
+        type=_seconds,
+        default=3600.0,
+        metavar="D",
+        help="how long the window and predictions waiting for labels are kept (default 1h)",
+    )
+    labels = window.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--labels-file",
+        type=Path,
+        metavar="PATH",
+        help='delayed labels, JSON Lines of {"inferenceId", "label"}, read again and again',
+    )
+    labels.add_argument("--labels-url", metavar="URL", help="the same, from an http(s) URL")
+    window.add_argument(
+        "--labels-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="D",
+        help="how often the labels are read again (default 10s)",
+    )
+
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--queue-records",
@@ -366,6 +402,16 @@ def build_settings(args: argparse.Namespace) -> ProxySettings:
             parse_listen(metrics_listen)
         except ValueError as error:
             raise BadInput(f"--metrics-listen: {error}") from None
+    if args.labels_url is not None and not args.labels_url.startswith(("http://", "https://")):
+        raise BadInput(f"--labels-url: {args.labels_url!r} must be an http:// or https:// URL")
+    window = SharedWindow(
+        LiveWindow(prediction_path=args.window_prediction_path, keep=args.window_keep)
+    )
+    follower = None
+    if args.labels_file is not None or args.labels_url is not None:
+        follower = LabelsFollower(
+            window, path=args.labels_file, url=args.labels_url, interval=args.labels_interval
+        )
     return ProxySettings(
         directory=args.dir,
         listen=args.listen,
@@ -375,6 +421,8 @@ def build_settings(args: argparse.Namespace) -> ProxySettings:
         context=_context(args),
         upstream_timeout=args.upstream_timeout,
         shutdown_timeout=args.shutdown_timeout,
+        window=window,
+        labels=follower,
     )
 
 

@@ -31,8 +31,12 @@ class Sidecar:
 
 
 @pytest.fixture
-def sidecar(tmp_path: Path, model: ModelServer) -> Iterator[Sidecar]:
-    """The command in an empty working directory, with version and track from the env."""
+def sidecar(
+    tmp_path: Path, model: ModelServer, request: pytest.FixtureRequest
+) -> Iterator[Sidecar]:
+    """The command in an empty working directory, with version and track from the env (and
+    the flags a test gives as the fixture's parameter, ``{tmp}`` standing for tmp_path)."""
+    extra = [arg.format(tmp=tmp_path) for arg in getattr(request, "param", [])]
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     log = tmp_path / "capture.log"
@@ -41,7 +45,7 @@ def sidecar(tmp_path: Path, model: ModelServer) -> Iterator[Sidecar]:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelrollout.cli.capture", "--dir", str(tmp_path / "captures"),
              "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-             "--upstream", model.url, "--prefix", "pod-a"],
+             "--upstream", model.url, "--prefix", "pod-a", *extra],
             cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -116,3 +120,56 @@ def test_a_port_in_use_is_a_run_error_naming_the_flag(tmp_path: Path, sidecar: S
     )  # fmt: skip
     assert done.returncode == 3
     assert f"--listen: cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [["--labels-file", "{tmp}/labels.jsonl", "--labels-interval", "100ms"]],
+    indirect=True,
+)
+def test_the_live_window_profiles_answers_and_joins_late_labels(tmp_path: Path, sidecar: Sidecar):
+    ids = []
+    for i in range(40):
+        status, inference_id = post(
+            sidecar.url + PREDICT, {"instances": [[i / 10, 1.0, -1.0, 0.5]]},
+            headers={"X-Inference-Id": f"req-{i}"},
+        )  # fmt: skip
+        assert status == 200
+        ids.append(inference_id)
+    assert ids[0] == "req-0"  # the client's own id is kept
+
+    def window() -> dict:
+        with urllib.request.urlopen(
+            f"{sidecar.metrics}/monitoring/window?seconds=600", timeout=10
+        ) as response:
+            return json.loads(response.read())
+
+    seen = poll_until(
+        lambda: (w := window())["events"] == 40 and w, timeout=30, message="40 events"
+    )
+    assert seen["profile"]["rows"] == 40
+    assert {"instances.0.0", "@prediction"} <= set(seen["profile"]["features"])
+    assert seen["quality"]["labeled"] == 0  # no label has arrived yet
+
+    # The labels arrive later: half of them say the answer was wrong.
+    def recorded() -> dict[str, float]:
+        found = {}
+        for path in (tmp_path / "captures").glob("*.jsonl*"):  # the open file ends in .part
+            for record in map(json.loads, path.read_text().splitlines()):
+                found[record["inferenceId"]] = record["response"]["payload"]["predictions"][0]
+        return found
+
+    predictions = poll_until(
+        lambda: (found := recorded()).keys() >= set(ids) and found,
+        timeout=30,
+        message="every answer recorded",
+    )
+    with (tmp_path / "labels.jsonl").open("w") as out:
+        for n, inference_id in enumerate(ids):
+            right = int(predictions[inference_id] >= 0.5)
+            label = right if n % 2 else 1 - right
+            out.write(json.dumps({"inferenceId": inference_id, "label": label}) + "\n")
+    joined = poll_until(
+        lambda: (w := window())["quality"]["labeled"] == 40 and w, timeout=30, message="40 labels"
+    )
+    assert joined["quality"]["correct"] == 20

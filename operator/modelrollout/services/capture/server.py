@@ -29,6 +29,7 @@ from modelrollout.services.capture.files import CaptureFiles
 from modelrollout.services.capture.metrics import CaptureMetrics
 from modelrollout.services.capture.proxy import CaptureProxy
 from modelrollout.services.capture.writer import CaptureWriter
+from modelrollout.services.monitoring.live import LabelsFollower, SharedWindow, window_routes
 
 DEFAULT_LISTEN = ":8081"
 DEFAULT_UPSTREAM = "http://127.0.0.1:8080"
@@ -55,6 +56,10 @@ class ProxySettings:
     context: RecordContext = field(default_factory=RecordContext)
     upstream_timeout: float = 300.0
     shutdown_timeout: float = 10.0
+    window: SharedWindow | None = None
+    """The live window served on the metrics port at /monitoring/window, when set."""
+    labels: LabelsFollower | None = None
+    """Delayed labels joined into the window, when set."""
 
 
 @dataclass
@@ -81,7 +86,9 @@ async def _listen(runner: web.BaseRunner, address: str, flag: str) -> str:
     return f"http://{shown}:{bound}"
 
 
-def _metrics_app(metrics: CaptureMetrics, writer: CaptureWriter) -> web.Application:
+def _metrics_app(
+    metrics: CaptureMetrics, writer: CaptureWriter, window: SharedWindow | None
+) -> web.Application:
     async def exposition(_: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
 
@@ -93,6 +100,8 @@ def _metrics_app(metrics: CaptureMetrics, writer: CaptureWriter) -> web.Applicat
     app = web.Application()
     app.router.add_get("/metrics", exposition)
     app.router.add_get("/healthz", healthz)
+    if window is not None:
+        app.add_routes(window_routes(window))
     return app
 
 
@@ -130,6 +139,7 @@ async def running_capture(
         limits=BacklogLimits(options.queue_records, options.queue_bytes_limit),
         flush_interval=options.flush_seconds,
         metrics=metrics,
+        observer=settings.window.observe if settings.window is not None else None,
     )
     proxy = CaptureProxy(
         settings.upstream,
@@ -146,7 +156,10 @@ async def running_capture(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     metrics_runner = web.AppRunner(
-        _metrics_app(metrics, writer), access_log=None, handle_signals=False, shutdown_timeout=1
+        _metrics_app(metrics, writer, settings.window),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=1,
     )
     async with contextlib.AsyncExitStack() as stack:
         # Callbacks run last-pushed first: listener, session, writer, then metrics.
@@ -162,4 +175,7 @@ async def running_capture(
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         url = await _listen(runner, settings.listen, "--listen")
+        if settings.labels is not None:
+            follower = asyncio.get_running_loop().create_task(settings.labels.follow())
+            stack.callback(follower.cancel)
         yield RunningCapture(url, metrics_url, metrics, writer, files, recovered)

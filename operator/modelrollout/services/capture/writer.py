@@ -64,8 +64,10 @@ class CaptureWriter:
         metrics: CaptureMetrics,
         linger: float = LINGER,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: Callable[[bytes], None] | None = None,
     ) -> None:
         self.files = files
+        self.observer = observer
         self.context = context
         self._encoder = RecordEncoder(context)
         self.limits = limits
@@ -190,6 +192,12 @@ class CaptureWriter:
                 self.metrics.dropped.labels(backlog.DROP_WRITE_ERROR).inc()
         if not lines:
             return
+        if self.observer is not None:
+            for line in lines:
+                try:
+                    self.observer(line)
+                except Exception:  # the live window must never stop the writer
+                    log.exception("capture: the live window refused a record")
         try:
             self.files.write(lines)
         except WriteFailed as failed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,7 +32,39 @@ MAX_WINDOW_SECONDS = 7 * 86_400.0
 SEEN_LIMIT = 1_000_000
 
 
-def window_routes(live: LiveWindow, clock: Callable[[], float] = time.time) -> list[web.RouteDef]:
+class SharedWindow:
+    """A :class:`LiveWindow` shared by the capture writer's thread (records), the labels
+    follower and the window endpoint, behind one lock."""
+
+    def __init__(self, live: LiveWindow, clock: Callable[[], float] = time.time) -> None:
+        self.live = live
+        self.clock = clock
+        self.lock = threading.Lock()
+
+    def observe(self, line: bytes) -> None:
+        """One line the capture writer wrote (a capture event); never raises."""
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(record, dict):
+            return
+        inference_id = record.get("inferenceId")
+        with self.lock:
+            self.live.record(self.clock(), record, str(inference_id) if inference_id else None)
+
+    def label(self, now: float, inference_id: str, label: object) -> bool:
+        with self.lock:
+            return self.live.label(now, inference_id, label)
+
+    def answer(self, now: float, seconds: float) -> dict[str, object]:
+        with self.lock:
+            return self.live.answer(now, seconds)
+
+
+def window_routes(
+    live: SharedWindow | LiveWindow, clock: Callable[[], float] = time.time
+) -> list[web.RouteDef]:
     async def window(request: web.Request) -> web.Response:
         text = request.query.get("seconds", "300")
         try:
@@ -51,7 +84,7 @@ class LabelsFollower:
 
     def __init__(
         self,
-        live: LiveWindow,
+        live: SharedWindow | LiveWindow,
         *,
         path: Path | None = None,
         url: str | None = None,
