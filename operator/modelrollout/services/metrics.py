@@ -86,6 +86,20 @@ MEASUREMENTS = Counter(
     ["namespace", "name", "metric", "phase"],
     registry=REGISTRY,
 )
+ANALYSIS_VALUE = Gauge(
+    "modelrollout_analysis_value",
+    "The latest value of each SLO and trigger: a query's value, the features drifted, a "
+    "quality measure (NaN when the latest measurement had no value).",
+    ["namespace", "name", "metric"],
+    registry=REGISTRY,
+)
+ANALYSIS_BOUND = Gauge(
+    "modelrollout_analysis_bound",
+    "The range the latest value was judged against, when it was learned with it (an "
+    "anomaly band, a quality floor relative to stable).",
+    ["namespace", "name", "metric", "bound"],
+    registry=REGISTRY,
+)
 ROLLBACKS = Counter(
     "modelrollout_rollbacks",
     "Rollbacks by reason.",
@@ -139,5 +153,5 @@ def forget(kind: str, namespace: str, name: str) -> None:
     """Remove the series of an object that is gone."""
     PHASE.remove_by_labels({"kind": kind, "namespace": namespace, "name": name})
     if kind == "ModelDeployment":
-        for metric in (CANDIDATE_WEIGHT, MEASUREMENTS, ROLLBACKS):
+        for metric in (CANDIDATE_WEIGHT, MEASUREMENTS, ANALYSIS_VALUE, ANALYSIS_BOUND, ROLLBACKS):
             metric.remove_by_labels({"namespace": namespace, "name": name})

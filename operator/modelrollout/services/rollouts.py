@@ -10,6 +10,7 @@ with one merge patch, skipped when nothing changed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
@@ -113,6 +114,12 @@ class RolloutService:
                 self.kube, md, decision.status.phase, list(decision.events), now
             )
         _export_metrics(namespace, name, md.status, decision.status, observed.now)
+        for metric, probe in (measurements or {}).items():
+            if probe.bounds is None:
+                continue
+            for bound, value in (("lower", probe.bounds.min), ("upper", probe.bounds.max)):
+                if value is not None:
+                    metrics.ANALYSIS_BOUND.labels(namespace, name, metric, bound).set(value)
         return reconciling.conclude(
             self.kube,
             modeldeployment.PLURAL,
@@ -150,6 +157,11 @@ def _export_metrics(
     # again from zero for a new candidate).
     old = {result.name: result for result in (before.analysis if before else [])}
     for result in after.analysis:
+        if result.measurements:
+            latest = result.measurements[-1].value
+            metrics.ANALYSIS_VALUE.labels(namespace, name, result.name).set(
+                math.nan if latest is None else latest
+            )
         for phase, field in TALLIES:
             count = int(getattr(result, field))
             previous = int(getattr(old[result.name], field)) if result.name in old else 0
