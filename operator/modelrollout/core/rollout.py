@@ -34,6 +34,7 @@ from modelrollout.core.api.common import (
     ServiceEndpoint,
 )
 from modelrollout.core.api.modeldeployment import (
+    LIVE_WINDOW_TRIGGERS,
     BakingStage,
     GateName,
     HistoryEntry,
@@ -681,7 +682,8 @@ def analysis_due(md: ModelDeployment, now: datetime) -> bool:
     baking = md.spec.stages.baking
     if status is None or status.phase != "Baking" or baking is None or baking.analysis is None:
         return False
-    if not measurement_queries(md):
+    live = any(t.type in LIVE_WINDOW_TRIGGERS for t in md.spec.rollback.triggers)
+    if not measurement_queries(md) and not live:
         return False
     return analysis.analysis_due(
         status.last_analysis_at, parse_duration(baking.analysis.interval), now

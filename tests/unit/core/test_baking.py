@@ -330,3 +330,24 @@ def test_no_band_yet_is_inconclusive_never_a_pass():
     assert "12 needed" in tally.measurements[-1].message
     d = later(md, d, 62, {"errors": (0.0, None), "latency-band": probe})
     assert d.status.current_step == 0  # an inconclusive check holds the step
+
+
+def test_live_window_triggers_alone_make_an_analysis_due():
+    md = v2(
+        {
+            "spec": {
+                "stages": {"baking": {"analysis": {"slos": []}}},
+                "monitoring": {"capture": {"enabled": True}},
+                "rollback": {
+                    "triggers": [{"name": "p", "type": "PredictionDrift", "predictionDrift": {}}]
+                },
+            }
+        }
+    )
+    assert rollout.measurement_queries(md) == {}
+    d = baking(md)
+    assert rollout.analysis_due(with_status(md, d.status), NOW)
+    drifted = rollout.Probe(1.0, bounds=ThresholdRange(max=0.0), basis="drifted: @prediction")
+    out = later(md, d, 31, {"p": drifted})
+    assert out.status.phase == "RolledBack"
+    assert get_condition(out.status.conditions, "RolledBack").reason == "TriggerPredictionDrift"
