@@ -268,9 +268,8 @@ def _band_probe(
             None,
             basis=f"no band yet: {found} comparable samples of history, {spec.min_samples} needed",
         )
-    return rollout.Probe(
-        value, bounds=ThresholdRange(min=band.lower, max=band.upper), basis=band.describe()
-    )
+    bounds = ThresholdRange(min=float(f"{band.lower:.6g}"), max=float(f"{band.upper:.6g}"))
+    return rollout.Probe(value, bounds=bounds, basis=band.describe())
 
 
 def _router(kube: Kube, md: ModelDeployment) -> routers.TrafficRouter:
