@@ -137,7 +137,8 @@ def test_files_removed_by_someone_else_stop_counting(tmp_path: Path):
 
 
 def test_left_over_part_files_are_finished_and_numbering_goes_on(tmp_path: Path):
-    (tmp_path / "cap-20251130T000000Z-000007.jsonl.part").write_bytes(line(1))
+    (tmp_path / "cap-20251130T000000Z-000007.jsonl.part").write_bytes(line(1) + b'{"torn":')
+    (tmp_path / "cap-20251130T000000Z-000005.jsonl.part").write_bytes(b'{"only a torn line')
     (tmp_path / "other-20251130T000000Z-000099.jsonl.part").write_bytes(b"not ours")
     files = CaptureFiles(
         tmp_path,
@@ -149,6 +150,8 @@ def test_left_over_part_files_are_finished_and_numbering_goes_on(tmp_path: Path)
         wall_clock=lambda: WALL,
     )
     assert files.prepare() == ["cap-20251130T000000Z-000007.jsonl"]
+    assert (tmp_path / "cap-20251130T000000Z-000007.jsonl").read_bytes() == line(1)
+    assert "cap-20251130T000000Z-000005.jsonl.part" not in names(tmp_path)
     files.write([line(2)])
     assert files.open_name == "cap-20251201T120000Z-000008.jsonl.part"
     assert "other-20251130T000000Z-000099.jsonl.part" in names(tmp_path)
@@ -286,3 +289,21 @@ def complete_files(directory: Path) -> int:
 
 def disk_usage(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "kept"),
+    [
+        (b"", b""),
+        (b"a\n", b"a\n"),
+        (b"a\nbc", b"a\n"),
+        (b"a\nbcdefghijkl", b"a\n"),
+        (b"abcdefghijkl", b""),
+        (b"ab\ncd\nefghijklmnop", b"ab\ncd\n"),
+    ],
+)
+def test_a_torn_last_line_is_cut(tmp_path: Path, content: bytes, kept: bytes):
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    assert files_module._trim_torn_line(path, chunk=3) == len(kept)
+    assert path.read_bytes() == kept

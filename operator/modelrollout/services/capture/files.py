@@ -12,8 +12,9 @@ finishes the gzip stream, ``fsync``\\ s the file and renames it without ``.part`
 A failed write (a full disk, an I/O error) must not leave a torn line behind: the file
 is cut back to its size before the write and closed (rotation reason ``error``), and the
 next batch opens a new file. A ``.part`` file left by a proxy that was killed is renamed
-at start-up: its lines are complete up to the last write (for gzip, up to the last
-flush; a reader stops at the truncated end, and the replay reports it as such).
+at start-up; a plain one is first cut after its last whole line, in case the kill
+interrupted a write. A gzip one is readable up to its last flush (a reader stops at the
+truncated end, and the replay reports it as such).
 
 The directory's capture files of this prefix are listed at start and after every
 rotation, so files an uploader removes stop counting against ``max_total_bytes``.
@@ -61,6 +62,23 @@ class _OpenFile:
     """On the monotonic clock, for the age limit."""
     compressor: zlib._Compress | None
     size: int = 0
+
+
+def _trim_torn_line(path: Path, chunk: int = 1 << 16) -> int:
+    """Cut a plain file after its last newline (a write cut short by a kill); its new size."""
+    with path.open("r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - chunk)
+            handle.seek(start)
+            newline = handle.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                size = start + newline + 1
+                handle.truncate(size)
+                return size
+            end = start
+        handle.truncate(0)
+        return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -117,7 +135,11 @@ class CaptureFiles:
         for found in rotation.parse_names(self.prefix, self._listdir()):
             if not found.complete:
                 with contextlib.suppress(OSError):
-                    os.replace(self.directory / found.name, self.directory / found.final_name)
+                    path = self.directory / found.name
+                    if not found.compressed and _trim_torn_line(path) == 0:
+                        path.unlink()
+                        continue
+                    os.replace(path, self.directory / found.final_name)
                     recovered.append(found.final_name)
         self._rescan()
         self._apply_total_bound()

@@ -19,6 +19,10 @@ by the producer itself: the record count is the deque's length, and the bytes ar
 counters, one written only by the producer and one only by the writer, so neither needs
 a lock. Only one thread, the event loop's, may call :meth:`offer`.
 
+Encoding holds the interpreter lock, which the event loop needs too. Between two records
+the writer gives up the lock and the CPU (``os.sched_yield``), so even a long backlog
+delays the loop by about one record's encoding at a time instead of a whole batch's.
+
 Every flush interval a gzip file is flushed; at its size or age the file is rotated,
 even when no record comes. :meth:`close` lets the writer finish what is queued, then
 closes the file. If that takes longer than the timeout, the rest is counted as dropped
@@ -30,6 +34,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -190,6 +195,8 @@ class CaptureWriter:
             except Exception:  # a record must never stop the writer
                 log.exception("capture: cannot encode a record")
                 self.metrics.dropped.labels(backlog.DROP_WRITE_ERROR).inc()
+            # Let the event loop have the interpreter lock, and the CPU, between records.
+            os.sched_yield()
         if not lines:
             return
         if self.observer is not None:
