@@ -9,7 +9,12 @@ from modelrollout.core.api.modeldeployment import ModelDeployment
 from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.replay.accumulator import ReplayAccumulator
 from modelrollout.core.replay.options import ReplayOptions
-from modelrollout.core.replay.quality import PredictionReader
+from modelrollout.core.replay.quality import (
+    Prediction,
+    PredictionReader,
+    QualityAccumulator,
+    QualityState,
+)
 from modelrollout.core.replay.result import ReplayResult, RunInfo, result_from_run
 from support.modelservers import events_jsonl
 
@@ -126,3 +131,13 @@ def shard_result(index: int, count: int, latency_s: float) -> ReplayResult:
         selected=len(mine),
     )
     return result_from_run(acc, info)
+
+
+def labelled(correct: int, wrong: int) -> QualityState:
+    """Quality counts of `correct` right and `wrong` wrong class answers, labels 0 and 1."""
+    acc = QualityAccumulator()
+    for i in range(correct + wrong):
+        label = "1" if i % 2 else "0"
+        guess = label if i < correct else ("0" if label == "1" else "1")
+        acc.add(label, Prediction(positive=guess == "1", label=guess), "1")
+    return acc.to_state()

@@ -225,22 +225,10 @@ def http_get(url: str, timeout: float = 5.0) -> str:
         conn.close()
 
 
-def predict_once(
-    base_url: str,
-    path: str = PREDICT,
-    *,
-    host: str | None = None,
-    timeout: float = 5.0,
-    body: bytes = BODY,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, str]:
-    """One prediction on a new connection: (HTTP status, the model version that answered).
-
-    `host` sets the Host header (the HTTPRoutes of the tests match on a hostname of their
-    own, so that tests sharing the Gateway never see each other's routes)."""
-    status, answer = answer_once(
-        base_url, path, host=host, timeout=timeout, body=body, headers=headers
-    )
+def predict_once(base_url: str, path: str = PREDICT, **request: Any) -> tuple[int, str]:
+    """One prediction on a new connection: (HTTP status, the model version that answered);
+    the keyword arguments are :func:`answer_once`'s."""
+    status, answer = answer_once(base_url, path, **request)
     return status, str(answer.get("modelVersion", ""))
 
 
@@ -253,7 +241,10 @@ def answer_once(
     body: bytes = BODY,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """One prediction on a new connection: (HTTP status, the JSON answer, {} for none)."""
+    """One prediction on a new connection: (HTTP status, the JSON answer, {} for none).
+
+    `host` sets the Host header (the HTTPRoutes of the tests match on a hostname of their
+    own, so that tests sharing the Gateway never see each other's routes)."""
     parts = urllib.parse.urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     sent = {"Content-Type": "application/json", **(headers or {})}

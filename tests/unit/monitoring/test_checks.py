@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from factories import labelled
 from modelrollout.core.monitoring.builder import ProfileBuilder
 from modelrollout.core.monitoring.checks import feature_drift, prediction_drift, quality
 from modelrollout.core.monitoring.profile import Profile, ProfileSource
 from modelrollout.core.monitoring.verdict import DriftThresholds
-from modelrollout.core.replay.quality import Prediction, QualityAccumulator, QualityState
 
 SOURCE = ProfileSource(format="jsonl", prediction_field="response.score", label_field="label")
 THRESHOLDS = DriftThresholds()
@@ -74,15 +74,6 @@ def test_prediction_drift_needs_enough_on_both_sides():
     reading = prediction_drift(profile(100), profile(5_000), min_count=200, thresholds=THRESHOLDS)
     assert reading.value is None
     assert "200 needed on each side" in reading.basis
-
-
-def labelled(correct: int, wrong: int) -> QualityState:
-    acc = QualityAccumulator()
-    for i in range(correct + wrong):
-        label = "1" if i % 2 else "0"
-        guess = label if i < correct else ("0" if label == "1" else "1")
-        acc.add(label, Prediction(positive=guess == "1", label=guess), "1")
-    return acc.to_state()
 
 
 @pytest.mark.parametrize(

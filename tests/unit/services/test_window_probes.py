@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from factories import build_md
+from factories import build_md, labelled
 from modelrollout.core.monitoring.builder import ProfileBuilder
 from modelrollout.core.monitoring.profile import Profile, ProfileSource
-from modelrollout.core.replay.quality import Prediction, QualityAccumulator, QualityState
+from modelrollout.core.replay.quality import QualityAccumulator, QualityState
 from modelrollout.services import baking
 from modelrollout.services.monitoring.windows import (
     Window,
@@ -26,15 +26,6 @@ def scores(n: int, shift: float = 0.0, seed: int = 0) -> Profile:
     builder = ProfileBuilder(SOURCE)
     builder.add_arrays({"@prediction": np.random.default_rng(seed).beta(2, 5, n) + shift})
     return builder.profile()
-
-
-def labelled(correct: int, wrong: int) -> QualityState:
-    acc = QualityAccumulator()
-    for i in range(correct + wrong):
-        label = "1" if i % 2 else "0"
-        guess = label if i < correct else ("0" if label == "1" else "1")
-        acc.add(label, Prediction(positive=guess == "1", label=guess), "1")
-    return acc.to_state()
 
 
 class Windows:
