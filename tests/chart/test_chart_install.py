@@ -61,7 +61,7 @@ def wait_gone(cluster: Cluster, kind: str, name: str, namespace: str | None = No
 
 def established(cluster: Cluster, name: str) -> bool:
     crd = get(cluster, "customresourcedefinition", name)
-    conditions = (crd or {}).get("status", {}).get("conditions", [])
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []  # may be null
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 

@@ -33,6 +33,7 @@ from modelrollout.services.providers import (
 from support.cluster import BIN_DIR, missing_tools
 from support.metrics_target import metrics_target as serve_metrics
 from support.prometheus import PrometheusFactory
+from support.wait import poll_until
 
 METRICS = """\
 # HELP modelrollout_test_requests_total Requests served.
@@ -181,22 +182,29 @@ def test_a_string_is_an_error(provider: PrometheusProvider) -> None:
         provider.query('"ok"')
 
 
-def test_a_history_is_one_point_per_step(provider: PrometheusProvider) -> None:
-    now = time.time()
-    points = provider.query_range(
-        f'modelrollout_test_drift_score{{job="{JOB}"}}', start=now - 30, end=now, step=1
-    )
-    assert points  # scraped at least once in the last 30 s
-    assert all(value == 0.125 for _, value in points)
-    stamps = [stamp for stamp, _ in points]
+@pytest.fixture
+def history(provider: PrometheusProvider) -> list[tuple[float, float]]:
+    """The last 30 s of the gauge, once Prometheus has a sample older than a step (the
+    first scrape may be newer than every evaluation instant of the range)."""
+    gauge = f'modelrollout_test_drift_score{{job="{JOB}"}}'
+
+    def points() -> list[tuple[float, float]]:
+        now = time.time()
+        return provider.query_range(gauge, start=now - 30, end=now, step=1)
+
+    return poll_until(points, timeout=30, interval=0.5, message="a history of the gauge")
+
+
+def test_a_history_is_one_point_per_step(history: list[tuple[float, float]]) -> None:
+    assert all(value == 0.125 for _, value in history)
+    stamps = [stamp for stamp, _ in history]
     assert stamps == sorted(stamps)
     assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(stamps))
-    assert now - 31 <= stamps[0]
-    assert stamps[-1] <= now + 1
+    assert time.time() - 62 <= stamps[0]
 
 
 def test_a_history_of_nothing_is_empty_and_of_several_series_an_error(
-    provider: PrometheusProvider,
+    provider: PrometheusProvider, history: list[tuple[float, float]]
 ) -> None:
     now = time.time()
     assert provider.query_range("absent_metric_xyz", start=now - 10, end=now, step=1) == []
