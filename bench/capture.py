@@ -342,6 +342,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             )
     return {
         "machine": machine(),
+        "commit": commit(),
         "date": time.strftime("%Y-%m-%d"),
         "load": os.getloadavg()[0],
         "seconds": args.seconds,
@@ -352,6 +353,17 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "series": series,
         "slowDisk": {"rate": rate, **slow, "metrics": slow_metrics},
     }
+
+
+def commit() -> str:
+    """The commit measured, with ``+changes`` when the package differs from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "operator") else "")
 
 
 def machine() -> str:
@@ -436,7 +448,8 @@ def markdown(data: dict[str, Any]) -> str:
     lines = [
         "# Capture proxy overhead",
         "",
-        f"Measured by `bench/capture.py` on {data['machine']}, {data['date']}. "
+        f"Measured by `bench/capture.py` on {data['machine']}, {data['date']}, at commit "
+        f"{data.get('commit', 'unknown')}. "
         f"`modelrollout replay` sends open loop for {data['seconds']:g} s per run from core "
         f"{cpus['client']} to the Python model server on core {cpus['model']}, straight or "
         f"through a proxy on core {cpus['proxy']} (a sidecar shares its pod's CPU with the "
