@@ -5,9 +5,10 @@ status, reason, headers and body of the model's answer are returned as they came
 hop headers such as ``Connection`` and ``Transfer-Encoding`` belong to each connection
 and are not copied; the body is re-framed with a ``Content-Length``). Bodies are passed
 through untouched, compressed or not. Requests go to the model with their own headers,
-including ``Host``, minus the hop-by-hop ones, and the inference id header added when the
-client sent none. Keep-alive connections are reused on both sides, with no limit on the
-connections to the model, so the proxy never queues a request the model could take.
+including ``Host``, minus the hop-by-hop ones, with the inference id header set to the
+request's id (the client's own, or a generated one). Keep-alive connections are reused on
+both sides, with no limit on the connections to the model, so the proxy never queues a
+request the model could take.
 
 When the model gives no answer the proxy answers itself, with a JSON ``{"error": ...}``:
 502 for a refused or broken connection or an unreadable answer, 504 when the model took
