@@ -10,6 +10,8 @@ import argparse
 import os
 from collections.abc import Callable
 
+from modelrollout.core.api.base import parse_duration
+
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer no smaller than ``minimum`` (nor above ``maximum``)."""
@@ -29,6 +31,17 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive duration (``30s``, ``10m``, ``1h30m``) in seconds."""
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    return value
 
 
 def flag(field_name: str) -> str:

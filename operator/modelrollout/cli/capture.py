@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 from yarl import URL
 
+from modelrollout.cli import argtypes
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.capture import ids
 from modelrollout.core.capture.options import CaptureOptions, parse_listen, parse_size
@@ -116,23 +117,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-
-
 # -- the parser -----------------------------------------------------------------------------
 
 
@@ -213,7 +197,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of requests recorded, decided by the inference id (default 1)",
     )
     files.add_argument(
-        "--seed", type=_count, default=defaults.seed, metavar="N", help="sampling seed (default 0)"
+        "--seed",
+        type=argtypes.non_negative_int,
+        default=defaults.seed,
+        metavar="N",
+        help="sampling seed (default 0)",
     )
     files.add_argument(
         "--max-file-bytes",
@@ -257,7 +245,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     window.add_argument(
         "--window-keep",
-        type=_seconds,
+        type=argtypes.positive_seconds,
         default=3600.0,
         metavar="D",
         help="how long the window and predictions waiting for labels are kept (default 1h)",
@@ -272,7 +260,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--labels-url", metavar="URL", help="the same, from an http(s) URL")
     window.add_argument(
         "--labels-interval",
-        type=_seconds,
+        type=argtypes.positive_seconds,
         default=10.0,
         metavar="D",
         help="how often the labels are read again (default 10s)",
@@ -281,7 +269,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--queue-records",
-        type=_count,
+        type=argtypes.non_negative_int,  # 0 reaches the options, which name the limit
         default=defaults.queue_records,
         metavar="N",
         help="most records waiting for the writer; more are dropped and counted "
@@ -303,14 +291,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     limits.add_argument(
         "--upstream-timeout",
-        type=_seconds,
+        type=argtypes.positive_seconds,
         default=300.0,
         metavar="D",
         help="longest wait for the model's answer before answering 504 (default 5m)",
     )
     limits.add_argument(
         "--shutdown-timeout",
-        type=_seconds,
+        type=argtypes.positive_seconds,
         default=10.0,
         metavar="D",
         help="on SIGTERM, longest wait for requests in flight, then again for queued "

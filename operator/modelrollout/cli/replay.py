@@ -32,7 +32,6 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from modelrollout.cli import argtypes
-from modelrollout.core.api.base import parse_duration
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.plan import EmptyDatasetError
@@ -84,12 +83,8 @@ def _positive_float(text: str) -> float:
 
 
 def _duration(text: str) -> str:
-    try:
-        seconds = parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    """A positive duration, kept as text."""
+    argtypes.positive_seconds(text)
     return text.strip()
 
 
