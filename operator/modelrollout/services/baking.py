@@ -138,8 +138,8 @@ def window_probes(
     if not triggers:
         return {}
     namespace, name = str(md.metadata["namespace"]), str(md.metadata["name"])
-    source = windows or CaptureSidecars(
-        kube, port=workloads.window_port(spec.monitoring.capture.port)
+    source = _Once(
+        windows or CaptureSidecars(kube, port=workloads.window_port(spec.monitoring.capture.port))
     )
     probes: dict[str, rollout.Probe] = {}
     for trigger in triggers:
@@ -148,6 +148,26 @@ def window_probes(
         except (WindowError, BaselineError) as exc:
             probes[trigger.name] = rollout.Probe(None, str(exc))
     return probes
+
+
+class _Once:
+    """Reads each track's window once per round, however many triggers use it."""
+
+    def __init__(self, source: WindowSource) -> None:
+        self.source = source
+        self.read: dict[tuple[str, float], Window | WindowError] = {}
+
+    def window(self, namespace: str, md_name: str, track: str, seconds: float) -> Window:
+        key = (track, seconds)
+        if key not in self.read:
+            try:
+                self.read[key] = self.source.window(namespace, md_name, track, seconds)
+            except WindowError as exc:
+                self.read[key] = exc
+        found = self.read[key]
+        if isinstance(found, WindowError):
+            raise found
+        return found
 
 
 class BaselineError(Exception):

@@ -106,3 +106,31 @@ def test_a_window_is_the_merge_of_its_pods():
     assert merged.profile is not None
     assert merged.profile.rows == 4000
     assert QualityAccumulator.from_state(merged.quality).accuracy == pytest.approx(0.5)
+
+
+def test_each_window_is_read_once_per_round_whatever_uses_it():
+    reads = []
+
+    class Counting(Windows):
+        def window(self, namespace: str, md_name: str, track: str, seconds: float) -> Window:
+            reads.append(track)
+            return super().window(namespace, md_name, track, seconds)
+
+    md = build_md(
+        {
+            "spec": {
+                "monitoring": {"capture": {"enabled": True}, "labels": {"url": "http://l/x"}},
+                "rollback": {
+                    "triggers": [
+                        {"name": "a", **PREDICTIONS},
+                        {"name": "b", "type": "PredictionDrift",
+                         "predictionDrift": {"window": {"size": "5m", "minCount": 50}}},
+                    ]
+                },
+            }
+        }
+    )  # fmt: skip
+    source = Counting(candidate=window(scores(3000, 0, 1)), stable=window(scores(3000)))
+    probes = baking.window_probes(None, md, source)  # type: ignore[arg-type]
+    assert set(probes) == {"a", "b"}
+    assert sorted(reads) == ["candidate", "stable"]
