@@ -45,6 +45,7 @@ from modelrollout.core.api.modeldeployment import (
     Phase,
     ThresholdRange,
     TrafficStatus,
+    Trigger,
 )
 from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.clock import parse_rfc3339, rfc3339
@@ -553,6 +554,8 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] 
     inconclusive: list[str] = []
     notify: list[str] = []
     for check in _checks(step):
+        if not _window_moved(tallies.get(check.name), check.step, step.o.now):
+            continue  # the window has not slid a step since its last measurement
         probe = Probe(*probes.get(check.name, (None, "not measured")))
         threshold = probe.bounds or check.threshold
         measurement = analysis.assess(probe.value, probe.error, threshold, check.no_data, now)
@@ -590,6 +593,22 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] 
     return fired
 
 
+def _window_moved(tally: MetricResult | None, step: float | None, now: datetime) -> bool:
+    """Whether a check is measured this round: always, unless it slides by ``step`` and
+    its last measurement is more recent than that."""
+    if step is None or tally is None or not tally.measurements:
+        return True
+    return (now - parse_rfc3339(tally.measurements[-1].started_at)).total_seconds() >= step
+
+
+def measured_this_round(md: ModelDeployment, name: str, now: datetime) -> bool:
+    """Whether the trigger called ``name`` is measured at ``now`` (its window has slid)."""
+    status = md.status
+    tally = next((r for r in status.analysis if r.name == name), None) if status else None
+    trigger = next((t for t in md.spec.rollback.triggers if t.name == name), None)
+    return _window_moved(tally, None if trigger is None else _step_seconds(trigger), now)
+
+
 def _notify_only(spec: ModelDeploymentSpec) -> set[str]:
     """Triggers that only announce: their failures never hold a step."""
     return {t.name for t in spec.rollback.triggers if t.action == "Notify"}
@@ -606,6 +625,7 @@ class _Check:
     consecutive_error_limit: int
     reason: str
     action: TriggerAction = "Rollback"
+    step: float | None = None  # seconds a live window slides between measurements
 
 
 def _checks(step: _Step) -> list[_Check]:
@@ -644,9 +664,15 @@ def _checks(step: _Step) -> list[_Check]:
                 4,
                 f"Trigger{trigger.type}",
                 trigger.action,
+                _step_seconds(trigger),
             )
         )
     return checks
+
+
+def _step_seconds(trigger: Trigger) -> float | None:
+    window = trigger.window
+    return parse_duration(window.step) if window is not None and window.step else None
 
 
 def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:

@@ -130,11 +130,16 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
 
 
 def window_probes(
-    kube: Kube, md: ModelDeployment, windows: WindowSource | None = None
+    kube: Kube, md: ModelDeployment, now: datetime, windows: WindowSource | None = None
 ) -> dict[str, rollout.Probe]:
-    """Measure every trigger that reads the capture sidecars' live windows."""
+    """Measure every trigger that reads the capture sidecars' live windows and whose
+    window has slid a step since its last measurement."""
     spec = md.spec
-    triggers = [t for t in spec.rollback.triggers if t.type in LIVE_WINDOW_TRIGGERS]
+    triggers = [
+        t
+        for t in spec.rollback.triggers
+        if t.type in LIVE_WINDOW_TRIGGERS and rollout.measured_this_round(md, t.name, now)
+    ]
     if not triggers:
         return {}
     namespace, name = str(md.metadata["namespace"]), str(md.metadata["name"])

@@ -84,7 +84,7 @@ class RolloutService:
         )
         now = utcnow()
         measurements = (
-            baking.take_measurements(self.kube, md, now) | baking.window_probes(self.kube, md)
+            baking.take_measurements(self.kube, md, now) | baking.window_probes(self.kube, md, now)
             if not missing and rollout.analysis_due(md, now)
             else None
         )

@@ -351,3 +351,42 @@ def test_live_window_triggers_alone_make_an_analysis_due():
     out = later(md, d, 31, {"p": drifted})
     assert out.status.phase == "RolledBack"
     assert get_condition(out.status.conditions, "RolledBack").reason == "TriggerPredictionDrift"
+
+
+@pytest.mark.parametrize(
+    ("step", "rounds", "measured"),
+    [
+        # (window step, seconds of each analysis round after the bake starts, measurements kept)
+        (None, [31, 62, 93], 3),  # every analysis interval
+        ("30s", [31, 62, 93], 3),  # a step no longer than the interval changes nothing
+        ("90s", [31, 62, 93], 1),  # 31 measured; 62 and 93 are within 90 s of it
+        ("90s", [31, 62, 93, 124], 2),  # 124 is 93 s after 31: measured again
+    ],
+)
+def test_a_live_window_is_measured_once_per_step(step, rounds, measured):
+    window = {"size": "5m", **({"step": step} if step else {})}
+    md = v2(
+        {
+            "spec": {
+                "stages": {"baking": {"analysis": {"slos": []}}},
+                "monitoring": {"capture": {"enabled": True}},
+                "rollback": {
+                    "triggers": [
+                        {"name": "p", "type": "PredictionDrift",
+                         "predictionDrift": {"window": window}}
+                    ]
+                },
+            }
+        }
+    )  # fmt: skip
+    d = baking(md)
+    fine = rollout.Probe(0.0, bounds=ThresholdRange(max=0.0), basis="no feature drifted")
+    for seconds in rounds:
+        now = NOW + timedelta(seconds=seconds)
+        current = with_status(md, d.status)
+        assert rollout.analysis_due(current, now)
+        probes = {"p": fine} if rollout.measured_this_round(current, "p", now) else {}
+        d = later(md, d, seconds, probes)
+        assert d.status.phase in {"Baking", "Production"}
+    (tally,) = d.status.analysis
+    assert (tally.successful, len(tally.measurements)) == (measured, measured)

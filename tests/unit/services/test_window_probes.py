@@ -18,6 +18,7 @@ from modelrollout.services.monitoring.windows import (
     WindowError,
     merge_windows,
 )
+from rollout_helpers import NOW
 
 SOURCE = ProfileSource(format="jsonl", prediction_field="response.score", label_field="label")
 
@@ -85,7 +86,7 @@ QUALITY = {"type": "QualityDrop", "qualityDrop": {"maxDropFromStable": 0.05}}
     ],
 )  # fmt: skip
 def test_window_triggers(trigger, windows, value, bounds, error):
-    (probe,) = baking.window_probes(None, md_with(trigger), windows).values()  # type: ignore[arg-type]
+    (probe,) = baking.window_probes(None, md_with(trigger), NOW, windows).values()  # type: ignore[arg-type]
     assert probe.value == (pytest.approx(value) if value is not None else None), probe.basis
     assert probe.error == error
     if bounds is not None:
@@ -131,6 +132,6 @@ def test_each_window_is_read_once_per_round_whatever_uses_it():
         }
     )  # fmt: skip
     source = Counting(candidate=window(scores(3000, 0, 1)), stable=window(scores(3000)))
-    probes = baking.window_probes(None, md, source)  # type: ignore[arg-type]
+    probes = baking.window_probes(None, md, NOW, source)  # type: ignore[arg-type]
     assert set(probes) == {"a", "b"}
     assert sorted(reads) == ["candidate", "stable"]

@@ -40,6 +40,7 @@ from modelrollout.core.api.monitoring import (
     MonitoringSpec,
     PredictionDriftTrigger,
     QualityTrigger,
+    Window,
 )
 from modelrollout.core.api.replaytest import ReplaySettings
 from modelrollout.core.replay.result import ReplaySummary
@@ -419,6 +420,12 @@ class Trigger(ApiModel):
     quality_drop: QualityTrigger | None = Field(
         default=None, description="For type QualityDrop: quality once labels have arrived."
     )
+
+    @property
+    def window(self) -> Window | None:
+        """The live window of a FeatureDrift, PredictionDrift or QualityDrop trigger."""
+        settings = self.feature_drift or self.prediction_drift or self.quality_drop
+        return None if settings is None else settings.window
 
 
 class RollbackSpec(ApiModel):

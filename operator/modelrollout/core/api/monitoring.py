@@ -96,6 +96,12 @@ class Window(ApiModel):
     """The live window a statistic is computed over."""
 
     size: Duration = Field(default="5m", description="How far back the window reaches.")
+    step: Duration | None = Field(
+        default=None,
+        description="How far the window slides between two measurements: the trigger is "
+        "measured when this much time has passed since its last measurement, and skips "
+        "the analysis rounds in between. Every analysis interval when unset.",
+    )
     min_count: int = Field(
         default=200,
         ge=1,
