@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
 
+from factories import events_configmap
 from support.cluster import Cluster, load_hack
-from support.node import OperatorRelease
+from support.kube import apply
+from support.node import OperatorRelease, baked, route, wait_phase
 from support.wait import poll_until
 
 RELEASE_NAMESPACE = "modelrollout-e2e"
@@ -65,3 +68,19 @@ def namespace(namespace: str, kube_api: client.ApiClient) -> str:
         message="the restricted label on the namespace",
     )
     return namespace
+
+
+@pytest.fixture
+def prom(
+    cluster: Cluster,
+    namespace: str,
+    cluster_operator: OperatorRelease,
+    cluster_prometheus: Any,
+    operator_image: str,
+) -> str:
+    """v1 in production behind the test's HTTPRoute; the URL of the Prometheus of its SLOs."""
+    url: str = cluster_prometheus.url
+    host = f"{namespace}.example"
+    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", url))
+    wait_phase(cluster, namespace, "Production", stableVersion="v1")
+    return url

@@ -4,15 +4,13 @@ the commands lead to are the ones Traefik applies (checked with live requests)."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
 from factories import events_configmap
 from support.cluster import Cluster
 from support.kube import apply, condition, get
-from support.node import OperatorRelease, node_model_deployment, route, split
+from support.node import OperatorRelease, cli, node_model_deployment, route, split
 from support.wait import poll_until
 
 
@@ -29,14 +27,6 @@ def gated(image: str, version: str) -> dict[str, Any]:
     md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
     md["spec"]["gates"] = {"beforeProduction": "Manual"}
     return md
-
-
-def cli(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelrollout", *args, "md", "-n", namespace,
-         "--kubeconfig", str(cluster.kubeconfig)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 def weights(cluster: Cluster, namespace: str) -> dict[str, int]:

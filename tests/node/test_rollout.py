@@ -8,66 +8,11 @@ and the SLO is a PromQL query over what a real Prometheus scraped from the pods.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import pytest
-
-from factories import events_configmap
 from support.cluster import Cluster
 from support.kube import apply, condition, events, get
-from support.node import (
-    LiveTraffic,
-    OperatorRelease,
-    node_model_deployment,
-    route,
-    wait_phase,
-)
+from support.node import LiveTraffic, OperatorRelease, baked, live_answers, wait_phase
 from support.wait import poll_until
-
-ERRORS = (
-    '(sum(rate(modelserver_requests_total{namespace="{{ namespace }}",track="candidate",'
-    'code=~"5.."}[10s])) or vector(0)) / clamp_min(sum(rate(modelserver_requests_total{'
-    'namespace="{{ namespace }}",track="candidate"}[10s])) or vector(0), 0.001)'
-)
-
-
-def baked(
-    image: str, version: str, prometheus_url: str, *extra: str, step: str = "6s"
-) -> dict[str, Any]:
-    md = node_model_deployment(
-        image, version, *extra,
-        steps=[{"weight": 30, "duration": step}, {"weight": 60, "duration": step}],
-    )  # fmt: skip
-    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
-    md["spec"]["stages"]["baking"]["analysis"] = {
-        "provider": {"address": prometheus_url},
-        "interval": "2s",
-        "slos": [
-            {
-                "name": "error-rate",
-                "query": ERRORS,
-                "thresholdRange": {"max": 0.05},
-                "failureLimit": 1,
-            }
-        ],
-    }
-    return md
-
-
-@pytest.fixture
-def prom(
-    cluster: Cluster,
-    namespace: str,
-    cluster_operator: OperatorRelease,
-    cluster_prometheus: Any,
-    operator_image: str,
-) -> str:
-    """v1 in production behind the test's HTTPRoute; the URL of the Prometheus of its SLOs."""
-    url: str = cluster_prometheus.url
-    host = f"{namespace}.example"
-    apply(cluster, namespace, events_configmap(), route(host), baked(operator_image, "v1", url))
-    wait_phase(cluster, namespace, "Production", stableVersion="v1")
-    return url
 
 
 def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
@@ -123,11 +68,6 @@ def test_bake_on_live_traffic_promotes_v2_and_rolls_back_v3(
     assert "v2" in answered[:v2_done]
     assert "v3" in answered[v2_done:]
     assert any(code == 500 for _, code, _ in live.outcomes[v2_done:])
-
-
-def live_answers(live: LiveTraffic, *, since: int) -> list[str]:
-    """The versions that answered the live requests sent after the first `since`."""
-    return [version for _, code, version in live.outcomes[since:] if code == 200]
 
 
 def test_two_replicas_one_actor_and_failover_mid_bake(

@@ -9,6 +9,8 @@ import contextlib
 import http.client
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -319,3 +321,49 @@ class LiveTraffic:
         finally:
             self._stop.set()
             thread.join(timeout=10)
+
+
+ERRORS = (
+    '(sum(rate(modelserver_requests_total{namespace="{{ namespace }}",track="candidate",'
+    'code=~"5.."}[10s])) or vector(0)) / clamp_min(sum(rate(modelserver_requests_total{'
+    'namespace="{{ namespace }}",track="candidate"}[10s])) or vector(0), 0.001)'
+)
+"""The candidate's error rate over the last 10 s, in PromQL."""
+
+
+def baked(
+    image: str, version: str, prometheus_url: str, *extra: str, step: str = "6s"
+) -> dict[str, Any]:
+    """A two-step bake behind the test's HTTPRoute, with the candidate's error rate as SLO."""
+    md = node_model_deployment(
+        image, version, *extra,
+        steps=[{"weight": 30, "duration": step}, {"weight": 60, "duration": step}],
+    )  # fmt: skip
+    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
+    md["spec"]["stages"]["baking"]["analysis"] = {
+        "provider": {"address": prometheus_url},
+        "interval": "2s",
+        "slos": [
+            {
+                "name": "error-rate",
+                "query": ERRORS,
+                "thresholdRange": {"max": 0.05},
+                "failureLimit": 1,
+            }
+        ],
+    }
+    return md
+
+
+def live_answers(live: LiveTraffic, *, since: int) -> list[str]:
+    """The versions that answered the live requests sent after the first `since`."""
+    return [version for _, code, version in live.outcomes[since:] if code == 200]
+
+
+def cli(cluster: Cluster, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``modelrollout ARGS md -n NAMESPACE`` against the cluster."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelrollout", *args, "md", "-n", namespace,
+         "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip

@@ -1,7 +1,9 @@
-"""``modelrollout status | approve | abort | resume | retry``: look at and steer a rollout.
+"""``modelrollout status | approve | abort | resume | retry | undo``: look at and steer a
+rollout.
 
 These commands write only the status subresource (``status.approvals``,
-``status.aborted``, ``status.resumedAt``, ``status.retryRequestedAt``), never the spec,
+``status.aborted``, ``status.resumedAt``, ``status.retryRequestedAt``, ``status.undo``),
+never the spec,
 so a ModelDeployment kept in Git stays in sync with Argo CD or Flux. Approvals can also be
 kept in Git, in ``spec.approvals``. Each write carries the object's resourceVersion, so a
 command never overwrites a status the operator wrote in between; it retries instead.
@@ -118,8 +120,32 @@ def _retry(args: argparse.Namespace) -> int:
         status = _status(raw)
         if status.phase not in ("RolledBack", "Failed"):
             return f"{args.name} is {status.phase}: only a rolled-back or failed rollout is retried"
-        print(f"retrying {args.name} {status.candidate_version}")
+        version = status.candidate_version or (status.reverted and status.reverted.version)
+        print(f"retrying {args.name} {version}")
         return {"retryRequestedAt": rfc3339(utcnow())}
+
+    return _write(args, change)
+
+
+def _undo(args: argparse.Namespace) -> int:
+    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
+        status = _status(raw)
+        if status.phase in ("NonProduction", "Baking"):
+            return (
+                f"{args.name} is rolling out {status.candidate_version}: "
+                "use kubectl modelrollout abort"
+            )
+        kept = [r.version for r in status.revisions]
+        if not kept:
+            return f"{args.name} keeps no earlier version to go back to"
+        if args.to_version is not None and args.to_version not in kept:
+            return f"{args.name} keeps no template of {args.to_version} (kept: {', '.join(kept)})"
+        target = args.to_version or kept[0]
+        print(f"reverting {args.name} from {status.stable_version} to {target}")
+        request = {"requestedAt": rfc3339(utcnow())}
+        if args.to_version is not None:
+            request["toVersion"] = args.to_version
+        return {"undo": request}
 
     return _write(args, change)
 
@@ -148,6 +174,9 @@ def _show(args: argparse.Namespace) -> int:
                 f"  {tally.name:<20} ok {tally.successful:<4} failed {tally.failed:<4} "
                 f"inconclusive {tally.inconclusive:<4} errors {tally.error:<4} last {value}"
             )
+    if status.revisions:
+        kept = ", ".join(r.version for r in status.revisions)
+        print(f"Revisions:  {kept}  (kubectl modelrollout undo restores them)")
     if status.history:
         print("History:")
         for entry in status.history:
@@ -182,3 +211,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     retry = subparsers.add_parser("retry", help="Roll a rolled-back candidate out again.")
     _common(retry)
     retry.set_defaults(func=_retry)
+    undo = subparsers.add_parser(
+        "undo",
+        help="Put an earlier stable version back in production now, without a Git change.",
+    )
+    _common(undo)
+    undo.add_argument(
+        "--to-version",
+        default=None,
+        metavar="V",
+        help="The version to restore (default: the previous one); see status Revisions.",
+    )
+    undo.set_defaults(func=_undo)

@@ -22,6 +22,10 @@ PROGRESSING = "Progressing"
 REPLAY_PASSED = "ReplayPassed"
 PAUSED = "Paused"
 TRAFFIC_APPLIED = "TrafficApplied"
+WATCHING = "Watching"
+"""True while a promoted version's triggers keep running (stages.production.watch)."""
+IN_SYNC = "InSync"
+"""False while what runs differs from the spec (a version was reverted)."""
 
 # ReplayTest
 COMPLETE = "Complete"
@@ -58,11 +62,27 @@ RESUMED = "Resumed"
 RETRY = "Retry"
 FAILED = "Failed"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
-TRIGGERS = ("TriggerDrift", "TriggerAccuracyDrop", "TriggerSLOBreach", "TriggerAnomaly")
+TRIGGERS = (
+    "TriggerDrift",
+    "TriggerAccuracyDrop",
+    "TriggerSLOBreach",
+    "TriggerAnomaly",
+    "TriggerFeatureDrift",
+    "TriggerPredictionDrift",
+    "TriggerQualityDrop",
+)
+"""The reason of each trigger type: ``Trigger`` + its type."""
 TRAFFIC_ROUTER_ERROR = "TrafficRouterError"
 WEIGHTS_IN_EFFECT = "WeightsInEffect"
 TRAFFIC_MISMATCH = "TrafficMismatch"
 NOTIFICATION_FAILED = "NotificationFailed"
+WATCH_STARTED = "WatchStarted"
+WATCH_ENDED = "WatchEnded"
+REVERTED = "Reverted"
+UNDO = "Undo"
+UNDO_REFUSED = "UndoRefused"
+SPEC_DIFFERS = "SpecDiffers"
+SPEC_IN_SYNC = "SpecInSync"
 
 # -- ReplayTest -----------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from modelrollout.core.api.common import (
 )
 from modelrollout.core.api.modeldeployment import (
     LIVE_WINDOW_TRIGGERS,
-    BakingStage,
+    AnalysisSpec,
     GateName,
     HistoryEntry,
     MetricResult,
@@ -43,6 +43,8 @@ from modelrollout.core.api.modeldeployment import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     Phase,
+    Reverted,
+    Revision,
     ThresholdRange,
     TrafficStatus,
     Trigger,
@@ -74,6 +76,7 @@ class Probe(NamedTuple):
 
 
 HISTORY_LIMIT = 10
+REVISIONS_KEPT = 3
 BASELINE_CRITERIA = frozenset(
     {"min_agreement", "max_mean_abs_score_diff", "max_p95_abs_score_diff"}
 )
@@ -212,6 +215,7 @@ def decide(observed: Observed) -> Decision:
     desired_hash = workloads.template_hash(spec)
     _start_candidate_if_new(step, desired_hash)
     _retry_if_requested(step, desired_hash)
+    _undo_if_requested(step)
 
     if status.aborted and status.phase in ("NonProduction", "Baking"):
         _roll_back(step, reasons.ABORTED, "aborted with kubectl modelrollout abort")
@@ -219,6 +223,8 @@ def decide(observed: Observed) -> Decision:
         _non_production(step)
     elif status.phase == "Baking":
         _baking(step)
+    elif status.phase == "Production":
+        _watch(step)
 
     _conditions_for_phase(step)
     step.decision.apply = _objects(step)
@@ -287,6 +293,18 @@ def _retry_if_requested(step: _Step, desired_hash: str) -> None:
 def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
     status = step.status
     spec = step.md.spec
+    reverted = status.reverted
+    if reverted is not None:
+        if desired_hash == reverted.hash and not _retried_since(status, reverted.at):
+            return  # taken out of production: not rolled out again until the spec changes
+        status.reverted = None
+        if desired_hash == status.stable_hash:
+            status.stable_template = None  # the spec caught up with what runs
+            step.event(
+                "Normal",
+                reasons.SPEC_IN_SYNC,
+                f"the spec is at version {status.stable_version}, which runs",
+            )
     if desired_hash in (status.candidate_hash, status.stable_hash):
         if desired_hash == status.stable_hash and status.candidate_hash not in (None, desired_hash):
             # The spec went back to the stable version: withdraw the candidate.
@@ -326,6 +344,123 @@ def _start_candidate_if_new(step: _Step, desired_hash: str) -> None:
         step.requeue(0)
     else:
         _after_non_production(step, "the NonProduction stage is disabled")
+
+
+def _retried_since(status: ModelDeploymentStatus, since: str) -> bool:
+    requested = status.retry_requested_at
+    return requested is not None and parse_rfc3339(requested) >= parse_rfc3339(since)
+
+
+def _undo_if_requested(step: _Step) -> None:
+    """``kubectl modelrollout undo [--to-version V]`` restores an earlier stable version."""
+    status = step.status
+    request = status.undo
+    if request is None:
+        return
+    status.undo = None  # handled once, whatever the outcome
+    if status.phase in ("NonProduction", "Baking"):
+        why = f"{status.candidate_version} is being rolled out: use kubectl modelrollout abort"
+        step.event("Warning", reasons.UNDO_REFUSED, f"undo refused: {why}")
+        return
+    revision = _revision(status, request.to_version)
+    if revision is None:
+        kept = ", ".join(r.version for r in status.revisions) or "none"
+        wanted = request.to_version or "the previous version"
+        step.event(
+            "Warning",
+            reasons.UNDO_REFUSED,
+            f"undo refused: no template of {wanted} is kept (kept: {kept})",
+        )
+        return
+    _revert(step, revision, reasons.UNDO, "undone with kubectl modelrollout undo")
+
+
+def _revision(status: ModelDeploymentStatus, version: str | None) -> Revision | None:
+    if version is None:
+        return status.revisions[0] if status.revisions else None
+    return next((r for r in status.revisions if r.version == version), None)
+
+
+def _revert(step: _Step, revision: Revision, reason: str, message: str) -> None:
+    """Put ``revision`` back in production in one step: the stable track runs its kept
+    template again, and the version taken out is not rolled out again while the spec still
+    asks for it."""
+    status = step.status
+    now = rfc3339(step.o.now)
+    out = status.stable_version or ""
+    text = f"version {out} reverted to {revision.version}: {message}"
+    if status.stable_hash is not None:
+        status.reverted = Reverted(
+            version=out,
+            hash=status.stable_hash,
+            to_version=revision.version,
+            reason=message,
+            at=now,
+        )
+        entry = HistoryEntry(version=out, outcome="Reverted", reason=message, finished_at=now)
+        status.history = [entry, *status.history][:HISTORY_LIMIT]
+    index = status.revisions.index(revision)
+    status.revisions = status.revisions[index + 1 :]
+    status.stable_version = revision.version
+    status.stable_hash = revision.hash
+    status.stable_template = revision.template
+    status.candidate_version = None
+    status.candidate_hash = None
+    status.current_step = None
+    status.traffic = TrafficStatus(stable_weight=100, candidate_weight=0)
+    step.enter("RolledBack")
+    step.event("Warning", reasons.REVERTED, text)
+    step.condition("RolledBack", True, reason, text)
+    if get_condition(status.conditions, reasons.WATCHING) is not None:
+        step.condition(reasons.WATCHING, False, reasons.REVERTED, text)
+
+
+def _watch(step: _Step) -> None:
+    """After promotion, the SLOs and triggers keep running for ``watch.duration``; one that
+    fires reverts to the previous version."""
+    status = step.status
+    watch = step.md.spec.stages.production.watch
+    watching = get_condition(status.conditions, reasons.WATCHING)
+    if watch is None or not status.revisions or status.stage_started_at is None:
+        if watching is not None and watching.status == "True":
+            step.condition(reasons.WATCHING, False, reasons.WATCH_ENDED, "no watch")
+        return
+    spec = active_analysis(step.md)
+    remaining = parse_duration(watch.duration) - step.elapsed(status.stage_started_at)
+    if remaining <= 0:
+        if watching is not None and watching.status == "True":
+            message = f"version {status.stable_version} watched for {watch.duration}"
+            step.event("Normal", reasons.WATCH_ENDED, message)
+            step.condition(reasons.WATCHING, False, reasons.WATCH_ENDED, message)
+        return
+    if watching is None or watching.status != "True":
+        message = (
+            f"watching version {status.stable_version} for {watch.duration}; "
+            f"a trigger that fires reverts to {status.revisions[0].version}"
+        )
+        step.event("Normal", reasons.WATCH_STARTED, message)
+        step.condition(reasons.WATCHING, True, reasons.WATCH_STARTED, message)
+    step.requeue(remaining)
+    if spec is None:
+        return
+    step.requeue(
+        analysis.seconds_until_due(
+            status.last_analysis_at, parse_duration(spec.interval), step.o.now
+        )
+    )
+    fired = _assess(step, spec, hold_when_inconclusive=False)
+    if fired is None:
+        return
+    reason, message, action = fired
+    if action == "Rollback" and step.md.spec.rollback.automatic:
+        _revert(step, status.revisions[0], reason, message)
+    elif action != "Notify":
+        why = "automatic rollback is off" if action == "Rollback" else "the trigger holds"
+        step.event(
+            "Warning",
+            reason,
+            f"{message} in production; {why}: run kubectl modelrollout undo to revert",
+        )
 
 
 def _non_production(step: _Step) -> None:
@@ -472,7 +607,7 @@ def _baking(step: _Step) -> None:
     if status.aborted:
         _roll_back(step, reasons.ABORTED, "aborted with kubectl modelrollout abort")
         return
-    fired = _assess(step, baking)
+    fired = _assess(step, baking.analysis) if baking.analysis is not None else None
     if fired is not None:
         reason, message, action = fired
         if action == "Rollback" and spec.rollback.automatic:
@@ -541,11 +676,12 @@ def _after_baking(step: _Step, why: str) -> None:
         _promote(step, why)
 
 
-def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] | None:
+def _assess(
+    step: _Step, analysis_spec: AnalysisSpec, *, hold_when_inconclusive: bool = True
+) -> tuple[str, str, TriggerAction] | None:
     """Fold this round's measurements into the tallies; the trigger that fired, if any."""
     probes = step.o.measurements
-    analysis_spec = baking.analysis
-    if analysis_spec is None or probes is None:
+    if probes is None:
         return None
     status = step.status
     now = rfc3339(step.o.now)
@@ -553,7 +689,7 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] 
     fired: tuple[str, str, TriggerAction] | None = None
     inconclusive: list[str] = []
     notify: list[str] = []
-    for check in _checks(step):
+    for check in _checks(step, analysis_spec):
         if not _window_moved(tallies.get(check.name), check.step, step.o.now):
             continue  # the window has not slid a step since its last measurement
         probe = Probe(*probes.get(check.name, (None, "not measured")))
@@ -581,7 +717,7 @@ def _assess(step: _Step, baking: BakingStage) -> tuple[str, str, TriggerAction] 
             inconclusive.append(check.name)
     status.analysis = list(tallies.values())
     status.last_analysis_at = now
-    if fired is None and inconclusive:
+    if fired is None and inconclusive and hold_when_inconclusive:
         message = (
             f"inconclusive measurements of {', '.join(inconclusive)}: the bake is held; "
             "fix the data or run kubectl modelrollout abort"
@@ -628,25 +764,22 @@ class _Check:
     step: float | None = None  # seconds a live window slides between measurements
 
 
-def _checks(step: _Step) -> list[_Check]:
+def _checks(step: _Step, analysis_spec: AnalysisSpec) -> list[_Check]:
     """Every SLO and query trigger, as one kind of check."""
     spec = step.md.spec
-    baking = spec.stages.baking
-    checks: list[_Check] = []
-    if baking is not None and baking.analysis is not None:
-        checks += [
-            _Check(
-                "SLO",
-                slo.name,
-                slo.threshold_range,
-                slo.no_data,
-                slo.failure_limit,
-                slo.inconclusive_limit,
-                slo.consecutive_error_limit,
-                reasons.SLO_BREACH,
-            )
-            for slo in baking.analysis.slos
-        ]
+    checks: list[_Check] = [
+        _Check(
+            "SLO",
+            slo.name,
+            slo.threshold_range,
+            slo.no_data,
+            slo.failure_limit,
+            slo.inconclusive_limit,
+            slo.consecutive_error_limit,
+            reasons.SLO_BREACH,
+        )
+        for slo in analysis_spec.slos
+    ]
     for trigger in spec.rollback.triggers:
         query = trigger.drift or trigger.accuracy_drop
         if trigger.type == "SLOBreach":
@@ -675,14 +808,40 @@ def _step_seconds(trigger: Trigger) -> float | None:
     return parse_duration(window.step) if window is not None and window.step else None
 
 
+def active_analysis(md: ModelDeployment) -> AnalysisSpec | None:
+    """The analysis in effect: the Baking stage's while baking; during a production watch,
+    the watch's own, else the Baking stage's."""
+    spec = md.spec
+    baking = spec.stages.baking.analysis if spec.stages.baking is not None else None
+    watch = spec.stages.production.watch
+    if md.status is not None and md.status.phase == "Production" and watch is not None:
+        return watch.analysis or baking
+    return baking
+
+
+def _analysis_path(md: ModelDeployment) -> str:
+    watch = md.spec.stages.production.watch
+    in_production = md.status is not None and md.status.phase == "Production"
+    if in_production and watch is not None and watch.analysis is not None:
+        return "spec.stages.production.watch.analysis"
+    return "spec.stages.baking.analysis"
+
+
+def watched_track(md: ModelDeployment) -> workloads.Track:
+    """The track whose version the triggers judge: the candidate while it bakes, stable
+    during the production watch."""
+    return "stable" if md.status is not None and md.status.phase == "Production" else "candidate"
+
+
 def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
-    """Name -> (PromQL template, field path) of everything evaluated while baking."""
+    """Name -> (PromQL template, field path) of everything evaluated in the analysis."""
     spec = md.spec
     queries: dict[str, tuple[str, str]] = {}
-    baking = spec.stages.baking
-    if baking is not None and baking.analysis is not None:
-        for i, slo in enumerate(baking.analysis.slos):
-            queries[slo.name] = (slo.query, f"spec.stages.baking.analysis.slos[{i}].query")
+    analysis_spec = active_analysis(md)
+    if analysis_spec is not None:
+        path = _analysis_path(md)
+        for i, slo in enumerate(analysis_spec.slos):
+            queries[slo.name] = (slo.query, f"{path}.slos[{i}].query")
     for i, trigger in enumerate(spec.rollback.triggers):
         if trigger.drift is not None:
             queries[trigger.name] = (
@@ -703,17 +862,32 @@ def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
 
 
 def analysis_due(md: ModelDeployment, now: datetime) -> bool:
-    """Whether the service should take measurements before this reconcile."""
+    """Whether the service should take measurements before this reconcile: while baking,
+    and during a production watch."""
     status = md.status
-    baking = md.spec.stages.baking
-    if status is None or status.phase != "Baking" or baking is None or baking.analysis is None:
+    spec = active_analysis(md)
+    if status is None or spec is None:
+        return False
+    if status.phase == "Production":
+        if not _watch_open(md, now):
+            return False
+    elif status.phase != "Baking":
         return False
     live = any(t.type in LIVE_WINDOW_TRIGGERS for t in md.spec.rollback.triggers)
     if not measurement_queries(md) and not live:
         return False
-    return analysis.analysis_due(
-        status.last_analysis_at, parse_duration(baking.analysis.interval), now
-    )
+    return analysis.analysis_due(status.last_analysis_at, parse_duration(spec.interval), now)
+
+
+def _watch_open(md: ModelDeployment, now: datetime) -> bool:
+    status = md.status
+    watch = md.spec.stages.production.watch
+    if status is None or watch is None or not status.revisions:
+        return False
+    if status.stage_started_at is None:
+        return False
+    elapsed = (now - parse_rfc3339(status.stage_started_at)).total_seconds()
+    return elapsed < parse_duration(watch.duration)
 
 
 def _promote(step: _Step, why: str) -> None:
@@ -724,8 +898,21 @@ def _promote(step: _Step, why: str) -> None:
         reasons.PROMOTED,
         f"version {status.candidate_version} promoted to production: {why}",
     )
+    outgoing = status.stable_template or (step.o.stable.template if step.o.stable else None)
+    if status.stable_hash is not None and status.stable_version is not None and outgoing:
+        kept = Revision(
+            version=status.stable_version,
+            hash=status.stable_hash,
+            template=outgoing,
+            retired_at=rfc3339(step.o.now),
+        )
+        status.revisions = [kept, *status.revisions][:REVISIONS_KEPT]
+    status.stable_template = None
     status.stable_version = status.candidate_version
     status.stable_hash = status.candidate_hash
+    if step.md.spec.stages.production.watch is not None and status.revisions:
+        status.analysis = []  # the watch keeps its own tallies; the bake's end here
+        status.last_analysis_at = None
     status.candidate_version = None
     status.candidate_hash = None
     status.current_step = None
@@ -780,6 +967,18 @@ def _conditions_for_phase(step: _Step) -> None:
         )
     elif phase in ("RolledBack", "Failed"):
         step.condition(reasons.PROGRESSING, False, reasons.ROLLED_BACK, status.message)
+    reverted = status.reverted
+    if reverted is not None:
+        step.condition(
+            reasons.IN_SYNC,
+            False,
+            reasons.SPEC_DIFFERS,
+            f"the spec asks for version {reverted.version}, taken out of production at "
+            f"{reverted.at} ({reverted.reason}); version {status.stable_version} runs. Set "
+            "the spec to it or to a new version, or run kubectl modelrollout retry",
+        )
+    elif get_condition(status.conditions, reasons.IN_SYNC) is not None:
+        step.condition(reasons.IN_SYNC, True, reasons.SPEC_IN_SYNC, "what runs is the spec's")
     if status.stable_hash is None:
         step.condition(
             reasons.READY, False, reasons.NO_STABLE, "no version has reached production yet"
@@ -822,6 +1021,8 @@ def _objects(step: _Step) -> list[dict[str, Any]]:
     )
     if status.stable_hash is None or status.stable_hash == desired_hash:
         template = workloads.pod_template(spec, owner, "stable", capture_image=step.o.capture_image)
+    elif status.stable_template is not None:
+        template = status.stable_template  # restored by a revert, not the spec's
     else:
         existing = step.o.stable
         template = existing.template if existing is not None else {}

@@ -80,17 +80,23 @@ def secret_value(kube: Kube, namespace: str, ref: KeyReference) -> str | None:
 def query_variables(md: ModelDeployment) -> dict[str, str]:
     name = str(md.metadata["name"])
     status = md.status
-    interval = "1m"
-    baking = md.spec.stages.baking
-    if baking is not None and baking.analysis is not None:
-        interval = baking.analysis.interval
+    active = rollout.active_analysis(md)
+    interval = active.interval if active is not None else "1m"
+    candidate_version = (status.candidate_version if status else None) or ""
+    stable_version = (status.stable_version if status else None) or ""
+    candidate_service = names.candidate_name(name)
+    if rollout.watched_track(md) == "stable":
+        # the production watch judges the promoted version, which runs as stable now
+        candidate_version, candidate_service = stable_version, names.stable_name(name)
+        revisions = status.revisions if status else []
+        stable_version = revisions[0].version if revisions else ""
     return {
         "name": name,
         "namespace": str(md.metadata["namespace"]),
         "model": md.spec.model.name,
-        "candidate_version": (status.candidate_version if status else None) or "",
-        "stable_version": (status.stable_version if status else None) or "",
-        "candidate_service": names.candidate_name(name),
+        "candidate_version": candidate_version,
+        "stable_version": stable_version,
+        "candidate_service": candidate_service,
         "stable_service": names.stable_name(name),
         "interval": interval,
     }
@@ -98,10 +104,9 @@ def query_variables(md: ModelDeployment) -> dict[str, str]:
 
 def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[str, rollout.Probe]:
     """Run every SLO and trigger query once; learn the band of every anomaly trigger."""
-    baking = md.spec.stages.baking
-    assert baking is not None
-    assert baking.analysis is not None
-    spec = baking.analysis.provider
+    active = rollout.active_analysis(md)
+    assert active is not None
+    spec = active.provider
     namespace = str(md.metadata["namespace"])
     token = None
     if spec.bearer_token_secret_ref is not None:
@@ -202,9 +207,11 @@ def _window_probe(
     namespace: str,
     name: str,
 ) -> rollout.Probe:
+    judged = rollout.watched_track(md)  # the candidate, or stable during a production watch
+    watch = judged == "stable"
     if trigger.feature_drift is not None:
         settings = trigger.feature_drift
-        window = windows.window(namespace, name, "candidate", parse_duration(settings.window.size))
+        window = windows.window(namespace, name, judged, parse_duration(settings.window.size))
         if window.profile is None:
             return rollout.Probe(None, basis=_empty(window, settings.window.min_count))
         reading = checks.feature_drift(
@@ -218,7 +225,13 @@ def _window_probe(
     if trigger.prediction_drift is not None:
         settings_p = trigger.prediction_drift
         seconds = parse_duration(settings_p.window.size)
-        window = windows.window(namespace, name, "candidate", seconds)
+        if watch and settings_p.against == "Stable":
+            return rollout.Probe(
+                None,
+                basis="no other version runs during the production watch: compare "
+                "with the Baseline instead",
+            )
+        window = windows.window(namespace, name, judged, seconds)
         reference = (
             windows.window(namespace, name, "stable", seconds).profile
             if settings_p.against == "Stable"
@@ -236,10 +249,10 @@ def _window_probe(
     settings_q = trigger.quality_drop
     assert settings_q is not None
     seconds = parse_duration(settings_q.window.size)
-    window = windows.window(namespace, name, "candidate", seconds)
+    window = windows.window(namespace, name, judged, seconds)
     stable = (
         windows.window(namespace, name, "stable", seconds).quality
-        if settings_q.max_drop_from_stable is not None
+        if settings_q.max_drop_from_stable is not None and not watch
         else None
     )
     reading = checks.quality(
@@ -248,7 +261,8 @@ def _window_probe(
         metric=settings_q.metric,
         min_count=settings_q.window.min_count,
         minimum=settings_q.min,
-        max_drop_from_stable=settings_q.max_drop_from_stable,
+        # during the production watch no other version runs: only the floor applies
+        max_drop_from_stable=None if watch else settings_q.max_drop_from_stable,
     )
     return _probe(reading, ThresholdRange(min=reading.min) if reading.min is not None else None)
 

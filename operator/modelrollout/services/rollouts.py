@@ -41,6 +41,7 @@ USER_FIELDS: dict[str, Any] = {
     "aborted": False,
     "resumedAt": None,
     "retryRequestedAt": None,
+    "undo": None,
 }
 
 

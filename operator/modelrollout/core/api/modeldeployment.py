@@ -255,6 +255,21 @@ class BakingStage(ApiModel):
     )
 
 
+class ProductionWatch(ApiModel):
+    """Triggers kept running after promotion: a version that misbehaves in production goes
+    back to the previous one in one step, without a change in Git."""
+
+    duration: Duration = Field(
+        description="How long after promotion the SLOs and triggers keep being evaluated."
+    )
+    analysis: AnalysisSpec | None = Field(
+        default=None,
+        description="The provider, interval and SLOs of the watch; the Baking stage's "
+        "analysis when unset. The rollback triggers are evaluated too, against the version "
+        "under watch: in queries, {{candidate_version}} and {{candidate_service}} name it.",
+    )
+
+
 class ProductionStage(ApiModel):
     """Promotion of the candidate to stable."""
 
@@ -262,6 +277,11 @@ class ProductionStage(ApiModel):
         default="30s",
         description="How long the previous stable pods keep running after promotion, so "
         "that in-flight requests finish.",
+    )
+    watch: ProductionWatch | None = Field(
+        default=None,
+        description="Keep watching a promoted version, and revert to the previous version "
+        "when a trigger fires.",
     )
 
 
@@ -675,12 +695,42 @@ class TrafficStatus(ApiModel):
     candidate_weight: int = Field(default=0, description="Percent to candidate.", ge=0, le=100)
 
 
+class Revision(ApiModel):
+    """A version that was stable before, kept so that it can be restored without Git."""
+
+    version: str = Field(description="The model version.")
+    hash: str = Field(description="Hash of its pod template and model.")
+    template: EmbeddedObject = Field(description="Its pod template, as it ran.")
+    retired_at: str = Field(description="When a newer version replaced it.")
+
+
+class Reverted(ApiModel):
+    """The spec's version was taken out of production; what runs differs from the spec."""
+
+    version: str = Field(description="The version taken out of production.")
+    hash: str = Field(
+        description="Its template hash: while the spec has it, it is not rolled out again."
+    )
+    to_version: str = Field(description="The version restored.")
+    reason: str = Field(description="Why: the trigger that fired, or the undo command.")
+    at: str = Field(description="When.")
+
+
+class UndoRequest(ApiModel):
+    """Set by kubectl modelrollout undo."""
+
+    requested_at: str = Field(description="When undo was asked for.")
+    to_version: str | None = Field(
+        default=None, description="The version to restore; the previous one when unset."
+    )
+
+
 class HistoryEntry(ApiModel):
     """The outcome of one past rollout."""
 
     version: str = Field(description="The candidate version.")
-    outcome: Literal["Promoted", "RolledBack", "Failed", "Superseded"] = Field(
-        description="How the rollout ended."
+    outcome: Literal["Promoted", "RolledBack", "Failed", "Superseded", "Reverted"] = Field(
+        description="How the rollout ended; Reverted: promoted, then taken out of production."
     )
     reason: str = Field(default="", description="Why.")
     finished_at: str = Field(description="When it ended.")
@@ -750,6 +800,23 @@ class ModelDeploymentStatus(ApiModel):
     history: list[HistoryEntry] = Field(
         default_factory=list, description="Recent rollouts (at most 10).", max_length=10
     )
+    revisions: list[Revision] = Field(
+        default_factory=list,
+        description="Earlier stable versions with their pod templates, newest first (at most "
+        "3): what an automatic revert or kubectl modelrollout undo restores.",
+        max_length=3,
+    )
+    stable_template: EmbeddedObject | None = Field(
+        default=None,
+        description="The pod template of the stable version when it is not the spec's (after "
+        "a revert).",
+    )
+    reverted: Reverted | None = Field(
+        default=None,
+        description="Set when the spec's version was taken out of production: it is not "
+        "rolled out again until the spec changes or kubectl modelrollout retry.",
+    )
+    undo: UndoRequest | None = Field(default=None, description="Set by kubectl modelrollout undo.")
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready, Progressing, Paused, ReferencesResolved, ReplayPassed, "
