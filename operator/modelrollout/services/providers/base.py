@@ -47,6 +47,11 @@ class MetricProvider(Protocol):
         series."""
         ...
 
+    def query_vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        """Every series of an instant query, as ``(labels, value)``; NaNs left out, no
+        data: empty. Raises :class:`MetricQueryError` like :meth:`query`."""
+        ...
+
     def is_online(self) -> bool:
         """Whether the provider answers a trivial query correctly; never raises."""
         ...

@@ -81,6 +81,17 @@ class PrometheusProvider:
             )
         )
 
+    def query_vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        """Every series of ``promql`` now, as ``(labels, value)``; NaNs left out."""
+        result = self._call(
+            lambda client: client.custom_query(
+                promql,
+                params={"timeout": f"{self.timeout:g}"},
+                timeout=self.timeout,  # type: ignore[arg-type]
+            )
+        )
+        return _vector(result)
+
     def query_range(
         self, promql: str, *, start: float, end: float, step: float
     ) -> list[tuple[float, float]]:
@@ -198,6 +209,21 @@ def _single_series(result: Any) -> list[tuple[float, float]]:
     except (KeyError, TypeError, ValueError):
         raise MetricQueryError(f"unexpected query result {result!r:.{BODY_SHOWN}}") from None
     return points
+
+
+def _vector(result: Any) -> list[tuple[dict[str, str], float]]:
+    """The series of an instant query's ``data.result`` with their labels; NaNs left out."""
+    if not isinstance(result, list) or any(not isinstance(s, dict) for s in result):
+        raise MetricQueryError(f"the query did not return an instant vector: {result!r:.200}")
+    found = []
+    try:
+        for series in result:
+            value = _number(series["value"][1])
+            if value is not None:
+                found.append(({str(k): str(v) for k, v in series["metric"].items()}, value))
+    except (KeyError, TypeError, IndexError):
+        raise MetricQueryError(f"unexpected query result {result!r:.{BODY_SHOWN}}") from None
+    return found
 
 
 def _single_value(result: Any) -> float | None:
