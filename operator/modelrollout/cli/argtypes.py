@@ -7,6 +7,7 @@ the flag, so the user reads ``--count: '0' must be at least 1``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 
@@ -24,6 +25,26 @@ def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], in
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"in [{minimum}, {maximum}]" if maximum is not None else f"at least {minimum}"
             raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    return parse
+
+
+def float_between(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]``, either end open on request."""
+    shown = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if not math.isfinite(value) or below or above:
+            raise argparse.ArgumentTypeError(f"{text!r} must be in {shown}")
         return value
 
     return parse

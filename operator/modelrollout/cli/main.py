@@ -17,9 +17,19 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 
 def _registrars() -> list[Registrar]:
-    from modelrollout.cli import capture, control, crds, monitor, replay, run, serve_model
+    from modelrollout.cli import (
+        capture,
+        control,
+        crds,
+        judge,
+        monitor,
+        replay,
+        run,
+        serve_model,
+    )
 
-    return [m.register for m in (run, control, replay, serve_model, crds, monitor, capture)]
+    modules = (run, control, replay, serve_model, crds, monitor, judge, capture)
+    return [m.register for m in modules]
 
 
 def build_parser() -> argparse.ArgumentParser:
