@@ -165,6 +165,9 @@ def _show(args: argparse.Namespace) -> int:
         print("Conditions:")
         for cond in status.conditions:
             print(f"  {cond.type:<20} {cond.status:<8} {cond.reason:<22} {cond.message}")
+    if status.shadow is not None:
+        shadow = status.shadow
+        print(f"Shadow:     {shadow.outcome}  {shadow.message or '-'}")
     if status.analysis:
         print("Analysis:")
         for tally in status.analysis:
@@ -174,6 +177,8 @@ def _show(args: argparse.Namespace) -> int:
                 f"  {tally.name:<20} ok {tally.successful:<4} failed {tally.failed:<4} "
                 f"inconclusive {tally.inconclusive:<4} errors {tally.error:<4} last {value}"
             )
+            if last is not None and last.message:
+                print(f"  {'':<20} {last.message}")
     if status.revisions:
         kept = ", ".join(r.version for r in status.revisions)
         print(f"Revisions:  {kept}  (kubectl modelrollout undo restores them)")

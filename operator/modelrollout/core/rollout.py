@@ -33,11 +33,13 @@ from modelrollout.core.api.common import (
     Endpoint,
     ServiceEndpoint,
 )
+from modelrollout.core.api.judging import ShadowStage
 from modelrollout.core.api.modeldeployment import (
     LIVE_WINDOW_TRIGGERS,
     AnalysisSpec,
     GateName,
     HistoryEntry,
+    Measurement,
     MetricResult,
     ModelDeployment,
     ModelDeploymentSpec,
@@ -45,6 +47,7 @@ from modelrollout.core.api.modeldeployment import (
     Phase,
     Reverted,
     Revision,
+    ShadowStatus,
     ThresholdRange,
     TrafficStatus,
     Trigger,
@@ -60,6 +63,7 @@ from modelrollout.core.conditions import (
 )
 from modelrollout.core.references import Reference, missing_message, resolved
 from modelrollout.core.replay.result import ReplaySummary
+from modelrollout.core.shadow import ShadowState, judge_shadow
 
 TriggerAction = Literal["Rollback", "Hold", "Notify"]
 
@@ -75,6 +79,8 @@ class Probe(NamedTuple):
     basis: str = ""
 
 
+JUDGE_PASS = ThresholdRange(max=0)
+SHADOW_POLL_SECONDS = 10.0
 HISTORY_LIMIT = 10
 REVISIONS_KEPT = 3
 BASELINE_CRITERIA = frozenset(
@@ -135,6 +141,16 @@ class Observed:
     measurements: Mapping[str, Probe] | None = None
     capture_image: str | None = None
     """The image of the capture sidecar (the operator's own)."""
+    shadow: ShadowReading | None = None
+    """The stable sidecars' shadow counts, read this round (while the candidate is in
+    shadow)."""
+
+
+class ShadowReading(NamedTuple):
+    """The shadow counts of every stable pod, merged, or why they could not be read."""
+
+    state: ShadowState | None
+    error: str | None = None
 
 
 @dataclass
@@ -238,7 +254,7 @@ def _pause_state(step: _Step) -> None:
     itself every reconcile."""
     status = step.status
     previous = step.before.get(reasons.PAUSED)
-    sticky = (reasons.INCONCLUSIVE, reasons.SLO_BREACH, *reasons.TRIGGERS)
+    sticky = (reasons.INCONCLUSIVE, reasons.SLO_BREACH, reasons.JUDGE_FAILED, *reasons.TRIGGERS)
     if step.md.spec.paused:
         step.condition(reasons.PAUSED, True, reasons.PAUSED_BY_SPEC, "spec.paused is true")
     elif previous is not None and previous.status == "True" and previous.reason in sticky:
@@ -562,6 +578,19 @@ def _after_non_production(step: _Step, why: str) -> None:
     status.step_started_at = rfc3339(step.o.now)
     status.analysis = []
     status.last_analysis_at = None
+    status.shadow = None
+    if baking.shadow is not None:
+        status.shadow = ShadowStatus(run=shadow_run(status), started_at=rfc3339(step.o.now))
+        status.traffic = TrafficStatus(stable_weight=100, candidate_weight=0)
+        step.event(
+            "Normal",
+            reasons.SHADOW_STARTED,
+            f"{why}; version {status.candidate_version} is shadowed: "
+            f"{baking.shadow.sample:.0%} of the requests stable answers are sent to it too, "
+            f"for {baking.shadow.duration} at least; its answers are compared, never served",
+        )
+        step.requeue(0)
+        return
     weight = baking.steps[0].weight
     status.traffic = TrafficStatus(stable_weight=100 - weight, candidate_weight=weight)
     step.event(
@@ -606,6 +635,10 @@ def _baking(step: _Step) -> None:
         return
     if status.aborted:
         _roll_back(step, reasons.ABORTED, "aborted with kubectl modelrollout abort")
+        return
+    if in_shadow(step.md):
+        assert baking.shadow is not None
+        _shadow(step, baking.shadow, baking.steps[0].weight)
         return
     fired = _assess(step, baking.analysis) if baking.analysis is not None else None
     if fired is not None:
@@ -671,6 +704,77 @@ def _baking(step: _Step) -> None:
     _after_baking(step, f"every bake step passed ({len(baking.steps)} steps)")
 
 
+def shadow_run(status: ModelDeploymentStatus) -> str:
+    """The id of the candidate's shadow run: its hash and attempt."""
+    return f"{(status.candidate_hash or 'none')[:16]}-{status.attempt or 1}"
+
+
+def in_shadow(md: ModelDeployment) -> bool:
+    """Whether the candidate is in its shadow step: baking, with a shadow not yet ended."""
+    status = md.status
+    baking = md.spec.stages.baking
+    return (
+        status is not None
+        and status.phase == "Baking"
+        and baking is not None
+        and baking.shadow is not None
+        and status.shadow is not None
+        and status.shadow.outcome in ("Running", "Inconclusive")
+    )
+
+
+def _shadow(step: _Step, spec: ShadowStage, first_weight: int) -> None:
+    """One reconcile of the shadow step: fold in the sidecars' counts, then fail, wait,
+    hold for more pairs, or start the first weighted step."""
+    status = step.status
+    assert status.shadow is not None
+    shadow = status.shadow
+    status.traffic = TrafficStatus(stable_weight=100, candidate_weight=0)
+    step.requeue(SHADOW_POLL_SECONDS)
+    reading = step.o.shadow
+    if reading is None:
+        return
+    if reading.error is not None or reading.state is None:
+        shadow.message = f"the shadow counts could not be read: {reading.error}"
+        status.message = shadow.message
+        return
+    verdict = judge_shadow(reading.state, spec)
+    status.shadow = shadow = shadow.model_copy(update=verdict.figures)
+    remaining = parse_duration(spec.duration) - step.elapsed(shadow.started_at)
+    if verdict.outcome == "Fail":
+        status.shadow = shadow.model_copy(
+            update={"outcome": "Fail", "finished_at": rfc3339(step.o.now)}
+        )
+        _roll_back(step, reasons.SHADOW_FAILED, f"shadow: {verdict.message}")
+        return
+    if remaining > 0:
+        status.message = (
+            f"shadowing {status.candidate_version}, {remaining:.0f}s left: {verdict.message}"
+        )
+        step.requeue(min(max(remaining, 1.0), SHADOW_POLL_SECONDS))
+        return
+    if verdict.outcome == "Inconclusive":
+        status.shadow = shadow.model_copy(update={"outcome": "Inconclusive"})
+        message = f"the shadow step waits for more answers: {verdict.message}"
+        if shadow.outcome != "Inconclusive":
+            step.event("Normal", reasons.SHADOW_WAITING, message)
+        status.message = message
+        return
+    status.shadow = shadow.model_copy(
+        update={"outcome": "Pass", "finished_at": rfc3339(step.o.now)}
+    )
+    status.current_step = 0
+    status.step_started_at = rfc3339(step.o.now)
+    status.traffic = TrafficStatus(stable_weight=100 - first_weight, candidate_weight=first_weight)
+    step.event(
+        "Normal",
+        reasons.SHADOW_PASSED,
+        f"shadow passed: {verdict.message}; version {status.candidate_version} starts "
+        f"baking at {first_weight}% of live traffic",
+    )
+    step.requeue(0)
+
+
 def _after_baking(step: _Step, why: str) -> None:
     if _gate_open(step, "BeforeProduction", step.md.spec.gates.before_production):
         _promote(step, why)
@@ -695,10 +799,15 @@ def _assess(
         probe = Probe(*probes.get(check.name, (None, "not measured")))
         threshold = probe.bounds or check.threshold
         measurement = analysis.assess(probe.value, probe.error, threshold, check.no_data, now)
-        if probe.basis:
+        if probe.basis and check.kind == "judge":  # the verdict says it all
+            measurement = measurement.model_copy(update={"message": probe.basis})
+        elif probe.basis:
             detail = f"{measurement.message}; {probe.basis}" if measurement.message else probe.basis
             measurement = measurement.model_copy(update={"message": detail})
-        tally = analysis.record(tallies.get(check.name, MetricResult(name=check.name)), measurement)
+        before = tallies.get(check.name, MetricResult(name=check.name))
+        tally = analysis.record(before, measurement)
+        if check.kind == "judge":
+            _announce_verdict(step, check.name, before, measurement)
         tallies[check.name] = tally
         verdict = analysis.status_of(
             tally,
@@ -727,6 +836,22 @@ def _assess(
             step.event("Warning", reasons.INCONCLUSIVE, message)
         step.condition(reasons.PAUSED, True, reasons.INCONCLUSIVE, message)
     return fired
+
+
+def _announce_verdict(
+    step: _Step, name: str, before: MetricResult, measurement: Measurement
+) -> None:
+    """An Event whenever a judge's outcome changes, with its p-value, effect, interval
+    and sample sizes: nothing the judge decides is hidden."""
+    last = before.measurements[-1].phase if before.measurements else None
+    if measurement.phase == last or measurement.phase == "Error":
+        return
+    outcome = {"Successful": "Pass", "Failed": "Fail"}.get(measurement.phase, "Inconclusive")
+    step.event(
+        "Warning" if outcome == "Fail" else "Normal",
+        reasons.JUDGE_VERDICT,
+        f"judge {name}: {outcome}: {measurement.message}",
+    )
 
 
 def _window_moved(tally: MetricResult | None, step: float | None, now: datetime) -> bool:
@@ -780,6 +905,19 @@ def _checks(step: _Step, analysis_spec: AnalysisSpec) -> list[_Check]:
         )
         for slo in analysis_spec.slos
     ]
+    checks += [
+        _Check(
+            "judge",
+            judge.name,
+            JUDGE_PASS,  # a judge's measurement is 1 for Fail, 0 for Pass: see Probe.basis
+            "Inconclusive",
+            judge.failure_limit,
+            judge.inconclusive_limit,
+            judge.consecutive_error_limit,
+            reasons.JUDGE_FAILED,
+        )
+        for judge in analysis_spec.judges
+    ]
     for trigger in spec.rollback.triggers:
         query = trigger.drift or trigger.accuracy_drop
         if trigger.type == "SLOBreach":
@@ -819,7 +957,7 @@ def active_analysis(md: ModelDeployment) -> AnalysisSpec | None:
     return baking
 
 
-def _analysis_path(md: ModelDeployment) -> str:
+def analysis_path(md: ModelDeployment) -> str:
     watch = md.spec.stages.production.watch
     in_production = md.status is not None and md.status.phase == "Production"
     if in_production and watch is not None and watch.analysis is not None:
@@ -839,7 +977,7 @@ def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
     queries: dict[str, tuple[str, str]] = {}
     analysis_spec = active_analysis(md)
     if analysis_spec is not None:
-        path = _analysis_path(md)
+        path = analysis_path(md)
         for i, slo in enumerate(analysis_spec.slos):
             queries[slo.name] = (slo.query, f"{path}.slos[{i}].query")
     for i, trigger in enumerate(spec.rollback.triggers):
@@ -871,10 +1009,10 @@ def analysis_due(md: ModelDeployment, now: datetime) -> bool:
     if status.phase == "Production":
         if not _watch_open(md, now):
             return False
-    elif status.phase != "Baking":
+    elif status.phase != "Baking" or in_shadow(md):
         return False
     live = any(t.type in LIVE_WINDOW_TRIGGERS for t in md.spec.rollback.triggers)
-    if not measurement_queries(md) and not live:
+    if not measurement_queries(md) and not live and not spec.judges:
         return False
     return analysis.analysis_due(status.last_analysis_at, parse_duration(spec.interval), now)
 

@@ -4,7 +4,8 @@ The model server exists so that replay tests, benchmarks and demos exercise a ge
 prediction path (JSON decoding, a numpy computation, JSON encoding) rather than an echo.
 Two built-in versions differ slightly, like a retrained model would, so that a replay
 comparing ``v2`` against ``v1`` shows small but non-zero score differences and an
-agreement rate a little below 1.
+agreement rate a little below 1. A third, ``v3``, is a retraining gone wrong: its weights
+have the opposite signs, so it answers almost every request differently.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy.typing as npt
 BUILTIN_WEIGHTS: dict[str, tuple[list[float], float]] = {
     "v1": ([0.8, -0.5, 1.2, 0.3], -0.2),
     "v2": ([0.85, -0.45, 1.3, 0.25], -0.25),
+    "v3": ([-0.8, 0.5, -1.2, -0.3], 0.2),
 }
 """Weights and bias per built-in version; other versions use v1's."""
 

@@ -47,7 +47,7 @@ from modelrollout.core.conditions import EventRecord
 from modelrollout.core.monitoring import checks
 from modelrollout.core.monitoring.profile import Profile
 from modelrollout.core.monitoring.verdict import DriftThresholds
-from modelrollout.services import notifiers, providers, routers
+from modelrollout.services import judges, notifiers, providers, routers
 from modelrollout.services.kube import Kube, config_map_value
 from modelrollout.services.monitoring.windows import (
     CaptureSidecars,
@@ -115,7 +115,8 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
     try:
         provider = providers.make_provider(spec, bearer_token=token)
     except errors.InvalidSpec as exc:
-        return {name: rollout.Probe(None, str(exc)) for name in queries}
+        every = [*queries, *(j.name for j in active.judges)]
+        return {name: rollout.Probe(None, str(exc)) for name in every}
     variables = query_variables(md)
     anomalies = {t.name: (i, t.anomaly) for i, t in enumerate(md.spec.rollback.triggers)}
     probes: dict[str, rollout.Probe] = {}
@@ -131,7 +132,7 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
                 probes[name] = _band_probe(provider, anomaly, value, variables, prefix, now)
         except (providers.MetricQueryError, errors.InvalidSpec) as exc:
             probes[name] = rollout.Probe(None, str(exc))
-    return probes
+    return probes | judges.judge_probes(provider, md, variables, now)
 
 
 def window_probes(

@@ -26,6 +26,7 @@ from modelrollout.core.conditions import get_condition
 from modelrollout.core.references import model_deployment_refs
 from modelrollout.services import baking, metrics, reconciling
 from modelrollout.services.kube import Kube
+from modelrollout.services.monitoring import shadowing
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class RolloutService:
             wait_for_ready=self.settings.wait_for_ready,
             capture_image=self.settings.capture_image,
             measurements=measurements,
+            shadow=shadowing.read_shadow(self.kube, md)
+            if not missing and rollout.in_shadow(md)
+            else None,
         )
         decision = rollout.decide(observed)
         if not missing:

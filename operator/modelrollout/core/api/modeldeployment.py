@@ -34,6 +34,7 @@ from modelrollout.core.api.common import (
     ObjectName,
     ShortName,
 )
+from modelrollout.core.api.judging import Judge, ShadowStage
 from modelrollout.core.api.monitoring import (
     AnomalyTrigger,
     FeatureDriftTrigger,
@@ -203,7 +204,18 @@ class Slo(ApiModel):
 
 
 class AnalysisSpec(ApiModel):
-    """The metric provider and how often SLOs are evaluated while baking."""
+    """The metric provider and how often SLOs and judges are evaluated while baking."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "!has(self.judges) || !has(self.slos) || "
+                "self.judges.all(j, !self.slos.exists(s, s.name == j.name))",
+                "a judge must not have the name of an SLO",
+                field_path=".judges",
+            ),
+        )
+    }
 
     provider: MetricProvider = Field(description="Where the SLO queries run.")
     interval: Duration = Field(default="1m", description="Time between two evaluations.")
@@ -211,6 +223,13 @@ class AnalysisSpec(ApiModel):
         default_factory=list,
         description="The SLOs; names must be unique.",
         max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    judges: list[Judge] = Field(
+        default_factory=list,
+        description="Statistical comparisons of the candidate with stable over the same "
+        "window; names must be unique.",
+        max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
@@ -249,6 +268,11 @@ class BakingStage(ApiModel):
         description="The traffic steps, with weights strictly increasing between 1 and 100.",
         min_length=1,
         max_length=20,
+    )
+    shadow: ShadowStage | None = Field(
+        default=None,
+        description="A shadow step before the weighted steps: the candidate's answers to "
+        "mirrored live requests are compared with stable's, and never served.",
     )
     analysis: AnalysisSpec | None = Field(
         default=None, description="SLOs evaluated in Prometheus every interval."
@@ -578,6 +602,15 @@ class ModelDeploymentSpec(ApiModel):
                 field_path=".monitoring.capture.enabled",
             ),
             cel(
+                "!has(self.stages) || !has(self.stages.baking) || "
+                "!has(self.stages.baking.shadow) || "
+                "(has(self.monitoring) && has(self.monitoring.capture) && "
+                "has(self.monitoring.capture.enabled) && self.monitoring.capture.enabled)",
+                "stages.baking.shadow needs monitoring.capture.enabled: the stable pods' "
+                "capture sidecars send the shadow requests",
+                field_path=".monitoring.capture.enabled",
+            ),
+            cel(
                 "!has(self.rollback) || !has(self.rollback.triggers) || "
                 "self.rollback.triggers.all(t, t.type != 'FeatureDrift' || "
                 "(has(self.monitoring) && has(self.monitoring.baseline)))",
@@ -653,6 +686,12 @@ class ModelDeploymentSpec(ApiModel):
         monitoring = self.monitoring
         if types & set(LIVE_WINDOW_TRIGGERS) and not monitoring.capture.enabled:
             raise ValueError(f"monitoring.capture.enabled: {NEEDS_CAPTURE}")
+        baking = self.stages.baking
+        if baking is not None and baking.shadow is not None and not monitoring.capture.enabled:
+            raise ValueError(
+                "monitoring.capture.enabled: stages.baking.shadow needs it: the stable pods' "
+                "capture sidecars send the shadow requests"
+            )
         if "FeatureDrift" in types and monitoring.baseline is None:
             raise ValueError("monitoring.baseline: a FeatureDrift trigger needs it")
         if "QualityDrop" in types and monitoring.labels is None:
@@ -736,6 +775,57 @@ class HistoryEntry(ApiModel):
     finished_at: str = Field(description="When it ended.")
 
 
+class ShadowStatus(ApiModel):
+    """The shadow step: the candidate's answers to mirrored requests against stable's."""
+
+    run: str = Field(description="Identifies this shadow run to the sidecars.")
+    started_at: str = Field(description="When the shadow began.")
+    finished_at: str | None = Field(default=None, description="When it ended.")
+    outcome: Literal["Running", "Pass", "Fail", "Inconclusive"] = Field(
+        default="Running",
+        description="Running, then Pass or Fail; Inconclusive holds it (too few pairs).",
+    )
+    pairs: int = Field(default=0, ge=0, description="Stable's answers paired with the candidate's.")
+    floor_pairs: int = Field(
+        default=0, ge=0, description="Stable's answers paired with its own second answers."
+    )
+    agreement: float | None = Field(
+        default=None, description="Share of the candidate's answers that agree with stable's."
+    )
+    floor_agreement: float | None = Field(
+        default=None, description="Share of stable's second answers that agree with its first."
+    )
+    excess_disagreement: float | None = Field(
+        default=None, description="The candidate's disagreement rate minus the floor's."
+    )
+    interval: list[float] | None = Field(
+        default=None,
+        description="Confidence interval of the excess disagreement (two numbers).",
+        max_length=2,
+    )
+    p_value: float | None = Field(
+        default=None,
+        description="One-sided p-value of an excess beyond the tolerance.",
+    )
+    mean_abs_score_diff: float | None = Field(
+        default=None, description="Mean absolute score difference, candidate against stable."
+    )
+    floor_mean_abs_score_diff: float | None = Field(
+        default=None, description="The same for stable against itself."
+    )
+    candidate_p99_ms: float | None = Field(
+        default=None, description="99th percentile latency of the candidate's shadow answers."
+    )
+    stable_p99_ms: float | None = Field(
+        default=None, description="The same for stable's second answers."
+    )
+    candidate_errors: int = Field(default=0, ge=0, description="Failed candidate requests.")
+    dropped: int = Field(
+        default=0, ge=0, description="Sampled requests the sidecars dropped (queue full)."
+    )
+    message: str = Field(default="", description="The verdict, in words.")
+
+
 class ModelDeploymentStatus(ApiModel):
     """The observed state of a ModelDeployment, written once per reconcile."""
 
@@ -767,6 +857,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     replay_result: ReplaySummary | None = Field(
         default=None, description="Summary of that ReplayTest's result."
+    )
+    shadow: ShadowStatus | None = Field(
+        default=None, description="The shadow step of the current candidate, if any."
     )
     analysis: list[MetricResult] = Field(
         default_factory=list, description="Running tallies of the SLOs and triggers.", max_length=64

@@ -538,7 +538,7 @@ def _endpoint_from_state(state: EndpointState) -> tuple[EndpointAccumulator, _Ra
     return acc, rates
 
 
-def _comparison_state(comparison: ComparisonAccumulator) -> ComparisonState:
+def comparison_state(comparison: ComparisonAccumulator) -> ComparisonState:
     return ComparisonState(
         pairs=comparison.pairs,
         agreed=comparison.agreed,
@@ -551,7 +551,7 @@ def _comparison_state(comparison: ComparisonAccumulator) -> ComparisonState:
     )
 
 
-def _comparison_from_state(state: ComparisonState) -> ComparisonAccumulator:
+def comparison_from_state(state: ComparisonState) -> ComparisonAccumulator:
     comparison = ComparisonAccumulator()
     comparison.pairs = state.pairs
     comparison.agreed = state.agreed
@@ -695,13 +695,13 @@ def build_result(
     target_report = _endpoint_report(info.target, target, target_rates)
     comparison_report = None
     baseline_state = None
-    comparison_state = None
+    saved_comparison = None
     if baseline is not None and comparison is not None:
         baseline_acc, baseline_rates = baseline
         baseline_report = _endpoint_report(info.baseline or "", baseline_acc, baseline_rates)
         comparison_report = _comparison_report(target_report, baseline_report, comparison)
         baseline_state = _endpoint_state(baseline_acc, baseline_rates)
-        comparison_state = _comparison_state(comparison)
+        saved_comparison = comparison_state(comparison)
     scheduled = target.scheduled
     result = ReplayResult(
         target=info.target,
@@ -741,7 +741,7 @@ def build_result(
         state=ReplayState(
             target=_endpoint_state(target, target_rates),
             baseline=baseline_state,
-            comparison=comparison_state,
+            comparison=saved_comparison,
         ),
     )
     result.warnings = _warnings(result)
@@ -810,7 +810,7 @@ def merge_results(
         comparison = ComparisonAccumulator()
         for result in results:
             if result.state.comparison is not None:
-                comparison.merge(_comparison_from_state(result.state.comparison))
+                comparison.merge(comparison_from_state(result.state.comparison))
     samples = sorted(
         {(m.line, m.reason) for r in results for m in r.malformed_lines},
     )[:MALFORMED_SAMPLES]

@@ -74,7 +74,7 @@ class CaptureSidecars:
 
     def window(self, namespace: str, md_name: str, track: str, seconds: float) -> Window:
         selector = f"{workloads.LABEL_NAME}={md_name},{workloads.LABEL_TRACK}={track}"
-        pods = [p for p in self.kube.list_pods(namespace, selector) if _ready(p)]
+        pods = [p for p in self.kube.list_pods(namespace, selector) if ready(p)]
         answers = []
         with httpx.Client(timeout=TIMEOUT) as client:
             for pod in pods:
@@ -95,7 +95,7 @@ class CaptureSidecars:
             raise WindowError(f"pod {name}: not a capture window: {exc.errors()[0]}") from exc
 
 
-def _ready(pod: dict[str, Any]) -> bool:
+def ready(pod: dict[str, Any]) -> bool:
     status = pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
         return False
