@@ -70,6 +70,26 @@ def namespace(namespace: str, kube_api: client.ApiClient) -> str:
     return namespace
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """When a node test fails, its report carries what the cluster looked like: the
+    ModelDeployments, the namespace's events and pods, and the operator's log."""
+    report: pytest.TestReport = yield
+    if report.failed and call.when in ("setup", "call"):
+        funcargs = getattr(item, "funcargs", {})
+        cluster, namespace = funcargs.get("cluster"), funcargs.get("namespace")
+        release = funcargs.get("cluster_operator")
+        if isinstance(cluster, Cluster) and isinstance(namespace, str):
+            for what in (("md", "-o", "yaml"), ("events", "--sort-by=.lastTimestamp"), ("pods",)):
+                shown = cluster.kubectl("get", "-n", namespace, *what, check=False)
+                report.sections.append((f"kubectl get {what[0]}", shown.stdout + shown.stderr))
+        if isinstance(release, OperatorRelease):
+            report.sections.append(("operator log", release.logs()))
+    return report
+
+
 @pytest.fixture
 def prom(
     cluster: Cluster,

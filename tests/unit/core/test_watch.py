@@ -206,3 +206,16 @@ def test_without_a_previous_version_there_is_no_watch():
 def test_every_trigger_type_has_its_reason():
     (types,) = [get_args(f.annotation) for n, f in Trigger.model_fields.items() if n == "type"]
     assert {f"Trigger{t}" for t in types} - {"TriggerSLOBreach"} <= set(reasons.TRIGGERS)
+
+
+def test_a_judge_in_the_watch_compares_with_the_previous_version_before_promotion(watched):
+    from modelrollout.core import judging
+
+    v2, d = watched
+    md = with_status(v2, d.status)
+    judged, baseline = judging.sides(md, NOW + timedelta(seconds=60 + 150))
+    assert (judged.version, judged.offset_seconds) == ("v2", 0)
+    assert judged.window_seconds == 150
+    # v1's figures over as long a time, ending when v2 was promoted
+    assert (baseline.version, baseline.window_seconds, baseline.offset_seconds) == ("v1", 150, 150)
+    assert judging.stage_seconds(md) == 600
