@@ -57,7 +57,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +87,10 @@ FIXED = {
     "tight": {"p99": 1.15, "errors": 2.0},
 }
 SWEEP_LEVELS = {
-    "shift": [2000, 4000],
-    "spread": [2000, 4000],
-    "tail": [2000, 4000, 8000, 16000],
-    "errors": [2000, 5000, 10000, 20000, 40000],
+    "shift": [2000, 8000],
+    "spread": [2000, 8000],
+    "tail": [4000, 16000],
+    "errors": [2000, 5000, 10000, 20000],
 }
 TAIL_CUT = 2.0537489106318225  # the 98th percentile of a standard normal
 BASE_RATES = (0.001, 0.003, 0.01)
@@ -106,6 +106,7 @@ class Case:
     error_factor: float = 1.0
     base_rate: float | None = None  # None: cycle through BASE_RATES
     check: str = "errors"  # the check that should catch it (for the sample-size sweep)
+    pod_sd: float = 0.02  # each pod's persistent latency multiplier, log-sd
 
 
 CASES = [
@@ -141,7 +142,7 @@ def simulate(case: Case, seed: int, traffic: float = 1.0, constant: float | None
     rng = np.random.default_rng(seed)
     hour = rng.uniform(0, 24)
     base_rate = case.base_rate if case.base_rate is not None else BASE_RATES[seed % 3]
-    pods = {name: rng.normal(0, 0.02, 3) for name in ("stable", "candidate")}
+    pods = {name: rng.normal(0, case.pod_sd, 3) for name in ("stable", "candidate")}
     tracks = {"stable": Track(), "candidate": Track()}
     for k in range(LOOKS):
         level = math.sin(2 * math.pi * ((hour + k / 60) - 9) / 24)  # peak at 15:00
@@ -153,7 +154,7 @@ def simulate(case: Case, seed: int, traffic: float = 1.0, constant: float | None
             n = int(rng.poisson(expected))
             z = rng.standard_normal(n)
             pod = rng.integers(0, 3, n)
-            jitter = rng.normal(0, 0.02, 3)
+            jitter = rng.normal(0, case.pod_sd, 3)
             log_latency = math.log(MEDIAN_MS) + LOG_SD * z + pods[name][pod] + jitter[pod]
             rate = base_rate * burst
             if name == "candidate":
@@ -352,8 +353,13 @@ def sample_size_sweep(
             }
         )
         log(f"  {case.name} at {level}/interval: {summary['rate']:.3f} of {reps}")
+        rows[-1]["podNoise"] = case.pod_sd > 0
         if summary["rate"] >= 0.99:
             break
+    if rows[-1]["detection"] < 0.99 and case.pod_sd > 0:
+        # More traffic did not help: is the pods' own noise the limit?
+        quiet = replace(case, pod_sd=0.0)
+        rows += sample_size_sweep(quiet, reps, seed, levels[:1], log)
     return rows
 
 
@@ -396,8 +402,9 @@ def sweep_markdown(results: dict[str, Any]) -> str:
     ]
     for name, rows in results["sweeps"].items():
         for row in rows:
+            label = name if row["podNoise"] else f"{name}, pods without noise"
             lines.append(
-                f"| {name} | {row['requestsPerInterval']:,} | {row['requestsPerSide']:,} | "
+                f"| {label} | {row['requestsPerInterval']:,} | {row['requestsPerSide']:,} | "
                 f"{_pct(row['detection'])} (of {row['runs']}) | "
                 f"{_intervals(row['meanIntervals'])} |"
             )
@@ -500,12 +507,16 @@ def section(results: dict[str, Any]) -> str:
     sweep = sweep_markdown(r)
     if sweep:
         parts += [
-            "Where the judge misses more than 1 %, the power at that sample size is the limit, "
-            "not the test: a +15 % p99 moves only the slowest 1 % of requests, and a doubled "
-            "0.1 % error rate is about 11 against 22 errors in ten intervals; a run that "
-            "falls at night has a tenth of the daytime traffic. The same cases at constant "
-            "traffic, more each time (ten intervals, only the check that should catch the "
-            "case, so these figures understate the full judge a little):",
+            "Where the judge misses more than 1 %, the limit is the evidence, not the test. "
+            "A run that falls at night has a tenth of the daytime traffic; a +15 % p99 moves "
+            "only the slowest 1 % of requests; a doubled 0.1 % error rate is about 11 "
+            "against 22 errors in ten intervals. And pods differ: with 2 % pod-to-pod noise "
+            "and three pods a track, the two tracks' typical latencies differ by about 1.6 % "
+            "whatever the traffic, which eats into the room between a +10 % shift and the "
+            "5 % tolerance. The same cases at constant traffic, more each time (ten "
+            "intervals, only the check that should catch the case, so these figures "
+            "understate the full judge a little), and, where more traffic stopped helping, "
+            "with the pods' noise turned off:",
             "",
             sweep,
             "",
@@ -527,7 +538,7 @@ def write_docs(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=200, help="runs per regression case")
-    parser.add_argument("--healthy-reps", type=int, default=600, help="healthy runs")
+    parser.add_argument("--healthy-reps", type=int, default=400, help="healthy runs")
     parser.add_argument("--sweep-reps", type=int, default=200, help="runs per sweep point")
     parser.add_argument("--seed", type=int, default=20260301)
     parser.add_argument("--no-sweep", action="store_true", help="skip the sample-size sweep")
