@@ -215,6 +215,23 @@ def pod_state(pod: Mapping[str, Any]) -> PodState:
     return PodState(index, "running" if phase == "Running" else "pending", name)
 
 
+def waiting_reason(pod: Mapping[str, Any]) -> str:
+    """Why a pod that has not finished is not running yet, when its status says:
+    ``Unschedulable: 0/1 nodes are available: ...`` or a container's waiting reason."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            reason = str(cond.get("reason") or "Unschedulable")
+            message = str(cond.get("message") or "").strip()
+            return f"{reason}: {message}" if message else reason
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            message = str(waiting.get("message") or "").strip()
+            return f"{waiting['reason']}: {message}" if message else str(waiting["reason"])
+    return ""
+
+
 def _termination_message(status: Mapping[str, Any]) -> str:
     for cs in status.get("containerStatuses") or []:
         terminated = (cs.get("state") or {}).get("terminated") or {}
