@@ -92,10 +92,8 @@ class DataSource:
         """``NAME`` or ``NAME/KEY``: without a key, the ConfigMap's only key."""
         name, _, key = ref.partition("/")
         _check_name(name, ref, "NAME[/KEY]")
-        if key and not _KEY.fullmatch(key):
-            raise BadReference(
-                f"{ref!r}: {key!r} is not a ConfigMap key (letters, digits, -._) (NAME[/KEY])"
-            )
+        if key:
+            _check_key(key, ref)
         mount = DataMount(DATA_MOUNT, config_map=name, key=key or None, optional=True)
         return cls("configmap", mount=mount)
 
