@@ -138,6 +138,17 @@ class Kube:
         if cache is not None:
             cache.applied(resource, answer)
 
+    def _create(
+        self, create: Callable[..., Any], body: dict[str, Any], resource: str
+    ) -> dict[str, Any]:
+        meta = body["metadata"]
+        return call_json(
+            lambda: create(meta["namespace"], cast(Any, body), _preload_content=False),
+            f"{body['kind'].lower()}/{meta['name']}",
+            verb="create",
+            resource=resource,
+        )
+
     # --- the leader election's Lease --------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         leases = client.CoordinationV1Api(self.api_client)
@@ -360,15 +371,7 @@ class Kube:
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create a Job the caller owns for its lifetime (``modelrollout profile --job``);
         AlreadyExists is an error: the name was meant to be new."""
-        meta = manifest["metadata"]
-        return call_json(
-            lambda: self.batch.create_namespaced_job(
-                meta["namespace"], cast(Any, manifest), _preload_content=False
-            ),
-            f"job/{meta['name']}",
-            verb="create",
-            resource="jobs",
-        )
+        return self._create(self.batch.create_namespaced_job, manifest, "jobs")
 
     def pod_log(
         self,
@@ -401,15 +404,7 @@ class Kube:
         )
 
     def create_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
-        meta = body["metadata"]
-        return call_json(
-            lambda: self.core.create_namespaced_config_map(
-                meta["namespace"], cast(Any, body), _preload_content=False
-            ),
-            f"configmap/{meta['name']}",
-            verb="create",
-            resource="configmaps",
-        )
+        return self._create(self.core.create_namespaced_config_map, body, "configmaps")
 
     def replace_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
         """Update a ConfigMap read before; its resourceVersion makes a write in between

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import pytest
 
 from modelrollout.cli.main import main
 from modelrollout.core.monitoring.profile import CategoricalProfile, NumericProfile, Profile
+from support.serving import serving_directory
 
 
 def _events(path: Path, n: int, *, seed: int, shift: float = 0.0, eu: float = 0.6) -> Path:
@@ -312,24 +310,11 @@ def test_an_unwritable_output_is_a_run_error(
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    """A directory of files over HTTP on 127.0.0.1; its base URL."""
+    """The directory ``served`` over HTTP; its base URL."""
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    with serving_directory(root) as url:
+        yield url
 
 
 def _profile_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Profile:
