@@ -11,9 +11,9 @@ error. No pod needs an API token, and no result store is needed: the log is the 
 This module holds the decisions, pure: where the pods find the data (:class:`DataSource`),
 the Job (:func:`job_manifest`), how far the Job has come and why it failed
 (:func:`assess`, :func:`failure_message`, :func:`timeout_message`), reading a shard's
-line (:func:`parse_profile_line`), the merge of the shards (:func:`merge_shards`) and
-whether the result fits a ConfigMap (:func:`check_config_map_size`). The service layer
-does the talking to the apiserver.
+line (:func:`parse_profile_line`), the merge of the shards (:func:`merge_shards`) and the
+ConfigMap that holds the result, refused over 1 MiB (:func:`config_map_body`). The
+service layer does the talking to the apiserver.
 """
 
 from __future__ import annotations
