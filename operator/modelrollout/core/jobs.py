@@ -236,7 +236,9 @@ def _termination_message(status: Mapping[str, Any]) -> str:
     for cs in status.get("containerStatuses") or []:
         terminated = (cs.get("state") or {}).get("terminated") or {}
         if terminated:
-            return f"exit code {terminated.get('exitCode')}: {terminated.get('message', '')}"
+            message = str(terminated.get("message") or "").strip()
+            code = f"exit code {terminated.get('exitCode')}"
+            return f"{code}: {message}" if message else code
     return ""
 
 

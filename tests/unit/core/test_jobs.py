@@ -145,6 +145,11 @@ def terminated(code: int) -> dict[str, Any]:
         ("Failed", terminated(2), PodState(2, "failed", "p-2", "PodFailed", "exit code 2: x")),
         (
             "Failed",
+            {"containerStatuses": [{"state": {"terminated": {"exitCode": 137}}}]},
+            PodState(2, "failed", "p-2", "PodFailed", "exit code 137"),
+        ),
+        (
+            "Failed",
             {"reason": "Evicted", "message": "disk"},
             PodState(2, "failed", "p-2", "Evicted", "disk"),
         ),

@@ -267,16 +267,29 @@ def test_a_replaced_pod_does_not_hide_its_successor():
 
 
 def test_a_failed_shard_is_named_with_its_log_and_its_data():
-    shard = PodState(1, "failed", "p-1", "PodFailed", "exit code 2: ")
+    shard = PodState(1, "failed", "p-1", "PodFailed", "exit code 2")
     source = DataSource.from_config_map("events/missing.jsonl")
     message = profile_job.failure_message(
         shard, ["modelrollout profile: --data: /data/missing.jsonl: does not exist"], source
     )
     assert message.splitlines() == [
-        "shard 1 (pod p-1) failed: PodFailed: exit code 2:",
+        "shard 1 (pod p-1) failed: PodFailed: exit code 2",
         "  last lines of its log:",
         "    modelrollout profile: --data: /data/missing.jsonl: does not exist",
         "  the data: ConfigMap events key missing.jsonl, read by the pod as /data/missing.jsonl",
+    ]
+
+
+def test_a_termination_message_from_the_log_is_not_said_twice():
+    shard = PodState(2, "failed", "p-2", "PodFailed", "exit code 2: boom: no such file")
+    message = profile_job.failure_message(
+        shard, ["warming up", "boom: no such file"], DataSource.from_url("http://d/e")
+    )
+    assert message.splitlines()[:4] == [
+        "shard 2 (pod p-2) failed: PodFailed: exit code 2",
+        "  last lines of its log:",
+        "    warming up",
+        "    boom: no such file",
     ]
 
 

@@ -195,7 +195,7 @@ def test_a_failed_shard_stops_the_wait_with_its_log(shard_logs):
     with pytest.raises(runner.ProfileJobError) as raised:
         job_run(kube, clock).run()
     message = str(raised.value)
-    assert message.startswith("shard 1 (pod p-1) failed: PodFailed: exit code 2:")
+    assert message.startswith("shard 1 (pod p-1) failed: PodFailed: exit code 2\n")
     assert "    modelrollout profile: --data: /data/e.jsonl: does not exist" in message
     assert "the data: ConfigMap events key e.jsonl" in message
     assert kube.log_requests == [("p-1", profile_job.LOG_LINES * 4)]

@@ -265,7 +265,11 @@ def assess(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], shard_coun
 
 def failure_message(shard: PodState, log_tail: Sequence[str], source: DataSource) -> str:
     """A failed shard, in words: its index, its pod, why, and the end of its log."""
-    why = shard.reason + (f": {shard.message.strip()}" if shard.message.strip() else "")
+    message = shard.message.strip()
+    head, _, rest = message.partition(": ")
+    if rest.strip() and rest.strip() in "\n".join(log_tail):
+        message = head  # "exit code 2: <the log's last line>": the log is quoted below
+    why = shard.reason + (f": {message}" if message else "")
     lines = [f"shard {shard.index} (pod {shard.name}) failed: {why}"]
     if shard.reason in jobs.TERMINAL_WAITING:
         lines.append("  the image could not be used: check --image and that the node can pull it")
