@@ -107,36 +107,30 @@ def wants_job(args: argparse.Namespace) -> bool:
 def _source(args: argparse.Namespace) -> DataSource:
     if args.merge is not None:
         raise BadFlags("--merge: merges profile files here; --job profiles a dataset")
+    choices = [
+        ("--data-configmap", args.data_configmap, DataSource.from_config_map),
+        ("--data-volume", args.data_volume, DataSource.from_volume),
+        ("--data", args.data, DataSource.from_url),
+    ]
+    flag, ref, make = next(choice for choice in choices if choice[1] is not None)
     try:
-        if args.data_configmap is not None:
-            return DataSource.from_config_map(args.data_configmap)
-        if args.data_volume is not None:
-            return DataSource.from_volume(args.data_volume)
-        return DataSource.from_url(args.data)
+        return make(ref)
     except BadReference as error:
-        flag = (
-            "--data-configmap"
-            if args.data_configmap is not None
-            else "--data-volume"
-            if args.data_volume is not None
-            else "--data"
-        )
         raise BadFlags(f"{flag}: {error}") from None
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
-    """The reading and size flags, passed on to every shard."""
-    extra: list[str] = []
+    """The reading and size flags, passed on to every shard (as ``--flag=value``, so that
+    a value may be empty or start with a dash)."""
+    pairs: list[tuple[str, object]] = []
     for name in ("format", "prediction_field", "label_field"):
-        value = getattr(args, name)
-        if value is not None:
-            extra += [argtypes.flag(name), value]
+        if getattr(args, name) is not None:
+            pairs.append((name, getattr(args, name)))
     for name in ("categorical", "feature"):
-        for value in getattr(args, name) or []:
-            extra += [argtypes.flag(name), value]
+        pairs += [(name, value) for value in getattr(args, name) or []]
     for name in ("sketch_k", "category_limit", "max_features"):
-        extra += [argtypes.flag(name), str(getattr(args, name))]
-    return extra
+        pairs.append((name, getattr(args, name)))
+    return [f"{argtypes.flag(name)}={value}" for name, value in pairs]
 
 
 @dataclass

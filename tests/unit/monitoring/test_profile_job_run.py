@@ -336,6 +336,7 @@ def test_profile_job_writes_the_merged_profile_to_a_file_and_a_config_map(
             "profile", "--job", "-n", "ml", "--data-configmap", "events/e.jsonl",
             "--shard-count", "3", "--image", "img:2", "--to-configmap", "baseline",
             "--output", str(out), "--sketch-k", "100", "--feature", "x", "--timeout", "90s",
+            "--prediction-field", "",
         ]
     )  # fmt: skip
     captured = capsys.readouterr()
@@ -347,9 +348,14 @@ def test_profile_job_writes_the_merged_profile_to_a_file_and_a_config_map(
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "img:2"
     args = container["args"]
-    assert args[args.index("--sketch-k") + 1] == "100"
-    assert args[args.index("--feature") + 1] == "x"
     assert args[args.index("--shard-count") + 1] == "3"
+    assert args[-5:] == [
+        "--prediction-field=",
+        "--feature=x",
+        "--sketch-k=100",
+        "--category-limit=100",
+        "--max-features=1000",
+    ]
     written = cli_kube.config_maps["baseline"]["data"]["profile.json"]
     assert written == out.read_text()
     assert Profile.model_validate_json(written).rows == 900
