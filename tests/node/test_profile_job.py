@@ -19,7 +19,9 @@ import pytest
 import yaml
 from kubernetes import client
 
-from modelrollout.core.monitoring.profile import CategoricalProfile, NumericProfile, Profile
+from factories import categorical_feature as categorical
+from factories import numeric_feature as numeric
+from modelrollout.core.monitoring.profile import Profile
 from modelrollout.services.monitoring.datasets import ReadOptions, profile_dataset
 from support.cluster import REPO_ROOT, Cluster
 from support.kube import get
@@ -94,18 +96,6 @@ def no_profile_jobs(cluster: Cluster, namespace: str) -> bool:
     jobs = (get(cluster, namespace, "jobs", *selector) or {}).get("items", [])
     pods = (get(cluster, namespace, "pods", *selector) or {}).get("items", [])
     return not jobs and not pods
-
-
-def numeric(profile: Profile, name: str) -> NumericProfile:
-    column = profile.features[name]
-    assert isinstance(column, NumericProfile)
-    return column
-
-
-def categorical(profile: Profile, name: str) -> CategoricalProfile:
-    column = profile.features[name]
-    assert isinstance(column, CategoricalProfile)
-    return column
 
 
 @pytest.fixture
