@@ -7,6 +7,7 @@ from typing import Any
 
 from modelrollout.core.api.modeldeployment import ModelDeployment
 from modelrollout.core.api.replaytest import ReplayTestSpec
+from modelrollout.core.monitoring.profile import CategoricalProfile, NumericProfile, Profile
 from modelrollout.core.replay.accumulator import ReplayAccumulator
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.quality import (
@@ -141,3 +142,17 @@ def labelled(correct: int, wrong: int) -> QualityState:
         guess = label if i < correct else ("0" if label == "1" else "1")
         acc.add(label, Prediction(positive=guess == "1", label=guess), "1")
     return acc.to_state()
+
+
+def numeric_feature(profile: Profile, name: str) -> NumericProfile:
+    """A profile's numeric feature, typed (fails when it is not numeric)."""
+    column = profile.features[name]
+    assert isinstance(column, NumericProfile)
+    return column
+
+
+def categorical_feature(profile: Profile, name: str) -> CategoricalProfile:
+    """A profile's categorical feature, typed (fails when it is not categorical)."""
+    column = profile.features[name]
+    assert isinstance(column, CategoricalProfile)
+    return column

@@ -18,8 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import config as kube_config
-
+from modelrollout.cli import cluster
 from modelrollout.core import errors
 from modelrollout.core.api import modeldeployment
 from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
@@ -27,19 +26,6 @@ from modelrollout.core.clock import rfc3339, utcnow
 from modelrollout.services.kube import Kube
 
 ATTEMPTS = 5
-
-
-def _kube(args: argparse.Namespace) -> tuple[Kube, str]:
-    api = kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=args.kubeconfig, context=args.context
-    )
-    namespace = args.namespace
-    if namespace is None:
-        _, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=args.kubeconfig
-        )
-        namespace = (active or {}).get("context", {}).get("namespace") or "default"
-    return Kube(api), str(namespace)
 
 
 def _load(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -53,7 +39,7 @@ def _write(
     args: argparse.Namespace, change: Callable[[dict[str, Any]], dict[str, Any] | str]
 ) -> int:
     """Read, compute the status change, write it with the resourceVersion; retry conflicts."""
-    kube, namespace = _kube(args)
+    kube, namespace = cluster.connect(args)
     for _ in range(ATTEMPTS):
         raw = _load(kube, namespace, args.name)
         patch = change(raw)
@@ -151,7 +137,7 @@ def _undo(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    kube, namespace = _kube(args)
+    kube, namespace = cluster.connect(args)
     status = _status(_load(kube, namespace, args.name))
     weight = status.traffic.candidate_weight if status.traffic else 0
     print(f"Name:       {namespace}/{args.name}")
@@ -191,9 +177,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="Name of the ModelDeployment.")
-    parser.add_argument("--namespace", "-n", default=None, help="Namespace (default: context's).")
-    parser.add_argument("--kubeconfig", default=None, help="Kubeconfig file.")
-    parser.add_argument("--context", default=None, help="Kubeconfig context.")
+    cluster.add_arguments(parser)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,12 +6,15 @@ capped frequencies per categorical one, plus the predictions and the labels. Lar
 datasets are profiled in shards (``--shard-index/--shard-count``) and merged with
 ``profile --merge``.
 
+``profile --job`` runs the shards as the pods of an Indexed Job and merges them here
+(:mod:`.profile_job`).
+
 ``drift`` compares a window (a dataset, or another profile) with a baseline profile,
 prints a table and writes ``drift.json``.
 
 Exit status of ``drift``: 0 no drift, 1 drift, 2 bad input (flags, files, lines; the
 message names the file, line and field), 3 run error (output not writable). ``profile``
-exits 0, 2 or 3 the same way.
+exits 0, 2 or 3 the same way (3 also when a Job shard fails or the Job times out).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelrollout.cli import argtypes
+from modelrollout.cli import argtypes, profile_job
 from modelrollout.core.monitoring import sketches
 from modelrollout.core.monitoring.builder import DEFAULT_MAX_FEATURES
 from modelrollout.core.monitoring.drift import CategoricalStatistics, NumericStatistics
@@ -35,6 +38,7 @@ from modelrollout.core.monitoring.profile import (
     ProfileMergeError,
     merge_profiles,
 )
+from modelrollout.core.monitoring.profile_job import profile_line
 from modelrollout.core.monitoring.rows import EventRows
 from modelrollout.core.monitoring.verdict import (
     Comparison,
@@ -63,12 +67,15 @@ Profile a dataset into a baseline: for each feature (the payload's fields, neste
 joined with dots), the predictions (@prediction) and the labels (@label), a quantile
 sketch with exact count, missing, mean, std, min and max for numbers, or capped
 frequencies for categories. Profiles are versioned JSON, fit a ConfigMap (up to 115
-features at the defaults) and merge exactly: profile shards, then --merge them.
+features at the defaults) and merge exactly: profile shards, then --merge them, or let
+--job run the shards as the pods of an Indexed Job and merge them.
 
 examples:
   modelrollout profile --data events.jsonl.gz --output baseline.json
   modelrollout profile --data big.jsonl --shard-index 0 --shard-count 4 --output p0.json
   modelrollout profile --merge p0.json p1.json p2.json p3.json --output baseline.json
+  kubectl modelrollout profile --job -n ml --data-volume datasets/2024/events.jsonl.gz \\
+      --shard-count 8 --to-configmap fraud-baseline --output baseline.json
 docs: docs/monitoring.md"""
 
 DRIFT_DESCRIPTION = """\
@@ -126,12 +133,22 @@ def _add_reading_arguments(group: argparse._ArgumentGroup) -> None:
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", metavar="PATH", type=Path, help="dataset: JSONL events or CSV")
+    source.add_argument(
+        "--data",
+        metavar="PATH|URL",
+        help="dataset: JSONL events or CSV, a file, a directory of one file or an http(s) URL",
+    )
     source.add_argument(
         "--merge", metavar="PROFILE", type=Path, nargs="+", help="profiles to merge into one"
     )
     parser.add_argument(
         "--output", metavar="PATH", type=Path, help="write the profile here (default stdout)"
+    )
+    parser.add_argument(
+        "--profile-line",
+        action="store_true",
+        help="print the profile on stdout as one line, MODELROLLOUT_PROFILE {...}, as the "
+        "shards of --job do",
     )
     reading = parser.add_argument_group("reading the dataset")
     _add_reading_arguments(reading)
@@ -188,6 +205,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
         help="number of shards (default $MODELROLLOUT_SHARD_COUNT or 1)",
     )
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    profile_job.add_arguments(parser, source)
 
 
 def add_drift_arguments(parser: argparse.ArgumentParser) -> None:
@@ -330,27 +348,43 @@ def _build_profile(args: argparse.Namespace) -> Profile:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    """The ``profile`` command."""
+    """The ``profile`` command: here, or with ``--job`` in the pods of an Indexed Job."""
+    cluster: profile_job.ClusterRun | None = None
     try:
-        profile = _build_profile(args)
-    except BadInput as error:
-        print(f"modelrollout profile: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        if profile_job.wants_job(args):
+            cluster = profile_job.run(args)
+            profile = cluster.profile
+        else:
+            profile = _build_profile(args)
+    except (BadInput, profile_job.BadFlags) as error:
+        return _failed("profile", str(error), EXIT_BAD_INPUT)
+    except profile_job.RunError as error:
+        return _failed("profile", str(error), EXIT_RUN_ERROR)
     text = profile.to_json()
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
+    if args.output is not None:
         try:
             write_text(args.output, text)
         except OSError as error:
-            print(
-                f"modelrollout profile: --output: cannot write {args.output}: {error.strerror}",
-                file=sys.stderr,
-            )
-            return EXIT_RUN_ERROR
+            message = f"--output: cannot write {args.output}: {error.strerror}"
+            return _failed("profile", message, EXIT_RUN_ERROR)
+    if cluster is not None:
+        problem = cluster.write(text)
+        if problem is not None:
+            return _failed("profile", problem, EXIT_RUN_ERROR)
+    if args.profile_line:
+        sys.stdout.write(profile_line(profile))
+    elif args.output is None and (cluster is None or cluster.target is None):
+        sys.stdout.write(text)
     if not args.quiet:
         print(profile_summary(profile, len(text.encode())), file=sys.stderr)
+        if cluster is not None:
+            print(cluster.note(args.shard_count), file=sys.stderr)
     return EXIT_OK
+
+
+def _failed(command: str, message: str, code: int) -> int:
+    print(f"modelrollout {command}: {message}", file=sys.stderr)
+    return code
 
 
 # -- drift ------------------------------------------------------------------------------------

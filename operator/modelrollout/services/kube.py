@@ -138,6 +138,17 @@ class Kube:
         if cache is not None:
             cache.applied(resource, answer)
 
+    def _create(
+        self, create: Callable[..., Any], body: dict[str, Any], resource: str
+    ) -> dict[str, Any]:
+        meta = body["metadata"]
+        return call_json(
+            lambda: create(meta["namespace"], cast(Any, body), _preload_content=False),
+            f"{body['kind'].lower()}/{meta['name']}",
+            verb="create",
+            resource=resource,
+        )
+
     # --- the leader election's Lease --------------------------------------------------
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         leases = client.CoordinationV1Api(self.api_client)
@@ -357,10 +368,26 @@ class Kube:
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
-    def pod_log(self, namespace: str, name: str, *, tail_bytes: int = 4 * 1024 * 1024) -> str:
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a Job the caller owns for its lifetime (``modelrollout profile --job``);
+        AlreadyExists is an error: the name was meant to be new."""
+        return self._create(self.batch.create_namespaced_job, manifest, "jobs")
+
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        tail_bytes: int = 4 * 1024 * 1024,
+        tail_lines: int | None = None,
+    ) -> str:
+        """A pod's log: its first ``tail_bytes``, or with ``tail_lines`` its last lines."""
+        options: dict[str, Any] = {"limit_bytes": tail_bytes}
+        if tail_lines is not None:
+            options["tail_lines"] = tail_lines
         body = call_api(
             lambda: self.core.read_namespaced_pod_log(
-                name, namespace, limit_bytes=tail_bytes, _preload_content=False
+                name, namespace, _preload_content=False, **options
             ),
             f"pod/{name} log",
             verb="get",
@@ -373,6 +400,22 @@ class Kube:
         return read_or_none(
             lambda: self.core.read_namespaced_config_map(name, namespace, _preload_content=False),
             f"configmap/{name}",
+            resource="configmaps",
+        )
+
+    def create_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._create(self.core.create_namespaced_config_map, body, "configmaps")
+
+    def replace_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Update a ConfigMap read before; its resourceVersion makes a write in between
+        a :class:`errors.Conflict`, never a lost update."""
+        meta = body["metadata"]
+        return call_json(
+            lambda: self.core.replace_namespaced_config_map(
+                meta["name"], meta["namespace"], cast(Any, body), _preload_content=False
+            ),
+            f"configmap/{meta['name']}",
+            verb="update",
             resource="configmaps",
         )
 

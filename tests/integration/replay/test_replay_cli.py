@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from modelrollout.core.replay.result import (
     result_is_consistent,
 )
 from support.modelservers import ModelServer
+from support.serving import serving_directory
 
 Events = Callable[..., Path]
 PREDICTION = "predictions[0]"
@@ -403,23 +402,8 @@ def test_speed_mode_loops_to_fill_the_duration(
 def file_server(tmp_path: Path) -> Iterator[str]:
     directory = tmp_path / "www"
     directory.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving_directory(directory) as url:
+        yield url
 
 
 def test_url_source_with_gzip(

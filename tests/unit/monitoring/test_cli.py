@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from modelrollout.cli.main import main
 from modelrollout.core.monitoring.profile import CategoricalProfile, NumericProfile, Profile
+from support.serving import serving_directory
 
 
 def _events(path: Path, n: int, *, seed: int, shift: float = 0.0, eu: float = 0.6) -> Path:
@@ -304,3 +306,67 @@ def test_an_unwritable_output_is_a_run_error(
     args = ["drift", "--baseline", str(baseline), "--data", str(data), "--output", str(out)]
     assert main(args) == 3
     assert "--output: cannot write" in capsys.readouterr().err
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """The directory ``served`` over HTTP; its base URL."""
+    root = tmp_path / "served"
+    root.mkdir()
+    with serving_directory(root) as url:
+        yield url
+
+
+def _profile_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Profile:
+    assert main(["profile", *argv, "--quiet"]) == 0, capsys.readouterr().err
+    return Profile.model_validate_json(capsys.readouterr().out)
+
+
+def test_a_dataset_behind_a_url_is_downloaded_and_named_by_its_url(
+    tmp_path: Path, served: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "served"
+    _events(root / "e.jsonl.gz", 500, seed=3)
+    local = _profile_of(["--data", str(root / "e.jsonl.gz")], capsys)
+    remote = _profile_of(["--data", f"{served}/e.jsonl.gz?sig=x"], capsys)
+    assert (remote.rows, remote.source) == (local.rows, local.source)
+    assert remote.features["region"] == local.features["region"]
+    (root / "t.csv").write_text("a,label\n1,0\n2,1\n")
+    assert _profile_of(["--data", f"{served}/t.csv"], capsys).source.format == "csv"
+    (root / "bad.jsonl").write_text("{}\n")
+    assert main(["profile", "--data", f"{served}/bad.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert f"--data: {served}/bad.jsonl:1: payload: missing" in err
+    assert main(["profile", "--data", f"{served}/missing.jsonl"]) == 2
+    assert f"--data: GET {served}/missing.jsonl returned HTTP 404" in capsys.readouterr().err
+
+
+def test_a_directory_of_one_file_is_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A ConfigMap mounted whole: the key is a link into a hidden directory.
+    mounted = tmp_path / "mounted"
+    hidden = mounted / "..2024_01_01"
+    hidden.mkdir(parents=True)
+    (hidden / "e.csv").write_text("a,label\n1,0\n2,1\n3,1\n")
+    (mounted / "..data").symlink_to(hidden.name)
+    (mounted / "e.csv").symlink_to("..data/e.csv")
+    profile = _profile_of(["--data", str(mounted)], capsys)
+    assert (profile.rows, profile.source.format) == (3, "csv")
+    (hidden / "f.csv").write_text("a\n1\n")
+    (mounted / "f.csv").symlink_to("..data/f.csv")
+    assert main(["profile", "--data", str(mounted)]) == 2
+    assert "it must hold exactly one dataset file (it holds: e.csv, f.csv)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_profile_line_is_one_marked_line(
+    baseline: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _events(tmp_path / "e.jsonl", 300, seed=5)
+    assert main(["profile", "--data", str(data), "--profile-line", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert out.startswith("MODELROLLOUT_PROFILE {")
+    assert Profile.model_validate_json(out.split(" ", 1)[1]).rows == 300

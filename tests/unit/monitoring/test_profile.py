@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from factories import categorical_feature as _categorical
+from factories import numeric_feature as _numeric
 from modelrollout.core.monitoring import sketches
 from modelrollout.core.monitoring.builder import (
     ProfileBuilder,
@@ -36,18 +38,6 @@ SOURCE = ProfileSource(format="jsonl", prediction_field="response.score", label_
 
 def _builder(**kwargs: object) -> ProfileBuilder:
     return ProfileBuilder(SOURCE, **kwargs)  # type: ignore[arg-type]
-
-
-def _numeric(profile: Profile, name: str) -> NumericProfile:
-    column = profile.features[name]
-    assert isinstance(column, NumericProfile)
-    return column
-
-
-def _categorical(profile: Profile, name: str) -> CategoricalProfile:
-    column = profile.features[name]
-    assert isinstance(column, CategoricalProfile)
-    return column
 
 
 # -- the builder --------------------------------------------------------------------------

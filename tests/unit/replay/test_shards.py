@@ -11,7 +11,6 @@ from factories import shard_result
 from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.replay import shards
 from modelrollout.core.replay.run import RUN_ENV, ReplayRun
-from modelrollout.core.replay.shards import ShardOutcome
 
 RT = {
     "apiVersion": "modelrollout.io/v1alpha1",
@@ -110,16 +109,3 @@ def test_succeeded_pod_is_read_for_its_result():
     outcome = shards.pod_outcome(pod(0, "Succeeded"), lambda _: result)
     assert outcome.state == "succeeded"
     assert outcome.result is result
-
-
-def test_the_furthest_outcome_of_each_index_counts():
-    replaced = [
-        ShardOutcome(0, "failed", reason="Evicted"),
-        ShardOutcome(0, "running"),
-        ShardOutcome(1, "pending"),
-        ShardOutcome(1, "succeeded"),
-    ]
-    assert [(s.index, s.state) for s in shards.latest_per_index(replaced)] == [
-        (0, "failed"),
-        (1, "succeeded"),
-    ]

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
+from modelrollout.core import jobs
 from modelrollout.core.api.base import ApiModel
 from modelrollout.core.replay.accumulator import (
     TIMELINE_ACCURACY,
@@ -854,19 +855,16 @@ def parse_result_line(text: str) -> ReplayResult | None:
     ``ValidationError`` is one) when the line is there but is not a valid result, e.g.
     truncated. Anything before the prefix on the line (a log timestamp) is ignored.
     """
-    for line in reversed(text.splitlines()):
-        position = line.find(RESULT_LINE_PREFIX)
-        if position < 0:
-            continue
-        payload = line[position + len(RESULT_LINE_PREFIX) :].strip()
-        result = ReplayResult.model_validate_json(payload)
-        if not result.timeline:
-            rebuilt = merge_results([result], result.criteria)
-            rebuilt.shard = result.shard
-            rebuilt.started_at, rebuilt.finished_at = result.started_at, result.finished_at
-            return rebuilt
-        return result
-    return None
+    payload = jobs.marked_line(text, RESULT_LINE_PREFIX)
+    if payload is None:
+        return None
+    result = ReplayResult.model_validate_json(payload)
+    if not result.timeline:
+        rebuilt = merge_results([result], result.criteria)
+        rebuilt.shard = result.shard
+        rebuilt.started_at, rebuilt.finished_at = result.started_at, result.finished_at
+        return rebuilt
+    return result
 
 
 def result_is_consistent(result: ReplayResult) -> bool:

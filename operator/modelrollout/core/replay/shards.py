@@ -11,16 +11,18 @@ executors, so a test run locally means what a run in the cluster means.
 The Job follows the habits of Argo Rollouts' job metric provider: a deterministic name
 with room for the index suffix, a controller owner reference, a label with the owner's
 UID, no retries of a failed shard (a retried shard would send its events twice), and a
-fast failure on terminal waiting reasons such as an image that cannot be pulled.
+fast failure on terminal waiting reasons such as an image that cannot be pulled. The
+hardened pod and the Indexed Job around it are :mod:`modelrollout.core.jobs`'s, shared
+with ``modelrollout profile --job``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from modelrollout.core import names
+from modelrollout.core import jobs, names
 from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import API_VERSION
 from modelrollout.core.api.replaytest import ReplayTestSpec
@@ -36,14 +38,7 @@ RESULT_PATH = "/tmp/result.json"
 SHARD_ARGS = ["replay", "--result-line", "--quiet", "--output", RESULT_PATH]
 """A shard's command line: the run itself comes in ``MODELROLLOUT_REPLAY_RUN``."""
 
-TERMINAL_WAITING = {
-    "ErrImagePull",
-    "ErrImageNeverPull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
+TMP_SIZE = "64Mi"
 
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "500m", "memory": "256Mi"},
@@ -56,7 +51,7 @@ class ShardOutcome:
     """What one shard did: still running, succeeded with a result, or failed."""
 
     index: int
-    state: Literal["pending", "running", "succeeded", "failed"]
+    state: jobs.ShardState
     result: ReplayResult | None = None
     reason: str = ""
     message: str = ""
@@ -80,15 +75,24 @@ def shard_run(spec: ReplayTestSpec, *, events: str, target: str, baseline: str |
     )
 
 
+def events_mount(spec: ReplayTestSpec) -> jobs.DataMount | None:
+    """The volume a Job pod reads the events from; None for a URL."""
+    events = spec.events
+    if events.config_map_key_ref is not None:
+        ref = events.config_map_key_ref
+        return jobs.DataMount(EVENTS_MOUNT, config_map=ref.name, key=ref.key)
+    if events.volume is not None:
+        return jobs.DataMount(EVENTS_MOUNT, claim=events.volume.claim_name, path=events.volume.path)
+    return None
+
+
 def events_location(spec: ReplayTestSpec) -> str:
     """Where a Job pod finds the events: a mounted file or the URL."""
-    events = spec.events
-    if events.url is not None:
-        return events.url
-    if events.config_map_key_ref is not None:
-        return f"{EVENTS_MOUNT}/{events.config_map_key_ref.key}"
-    assert events.volume is not None
-    return f"{EVENTS_MOUNT}/{events.volume.path.lstrip('/')}"
+    mount = events_mount(spec)
+    if mount is not None:
+        return mount.location()
+    assert spec.events.url is not None
+    return spec.events.url
 
 
 def job_manifest(
@@ -101,137 +105,50 @@ def job_manifest(
 ) -> dict[str, Any]:
     """The Indexed Job that runs the shards: each pod gets the run in its environment."""
     meta = rt["metadata"]
-    name = names.job_name(meta["name"], int(meta.get("generation") or 1))
     labels = {
         LABEL_REPLAY_TEST: meta["name"],
         LABEL_REPLAY_UID: meta["uid"],
         "app.kubernetes.io/managed-by": "modelrollout",
         "app.kubernetes.io/component": "replay",
     }
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    if spec.events.config_map_key_ref is not None:
-        ref = spec.events.config_map_key_ref
-        volumes.append(
-            {
-                "name": "events",
-                "configMap": {"name": ref.name, "items": [{"key": ref.key, "path": ref.key}]},
-            }
-        )
-        mounts.append({"name": "events", "mountPath": EVENTS_MOUNT, "readOnly": True})
-    elif spec.events.volume is not None:
-        volumes.append(
-            {
-                "name": "events",
-                "persistentVolumeClaim": {
-                    "claimName": spec.events.volume.claim_name,
-                    "readOnly": True,
-                },
-            }
-        )
-        mounts.append({"name": "events", "mountPath": EVENTS_MOUNT, "readOnly": True})
-    container = {
-        "name": "replay",
-        "image": image,
-        "imagePullPolicy": pull_policy,
-        "args": SHARD_ARGS,
-        "env": [{"name": RUN_ENV, "value": run.to_json()}],
-        "resources": spec.resources or DEFAULT_RESOURCES,
-        "volumeMounts": mounts,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+    data = events_mount(spec)
+    container = jobs.container(
+        "replay",
+        image=image,
+        args=SHARD_ARGS,
+        pull_policy=pull_policy,
+        resources=spec.resources or DEFAULT_RESOURCES,
+        env=[{"name": RUN_ENV, "value": run.to_json()}],
+        data=data,
+    )
+    owner = {
+        "apiVersion": API_VERSION,
+        "kind": "ReplayTest",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "ReplayTest",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": spec.parallelism,
-            "parallelism": spec.parallelism,
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": max(1, int(parse_duration(spec.active_deadline))),
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }
+    return jobs.indexed_job(
+        name=names.job_name(meta["name"], int(meta.get("generation") or 1)),
+        namespace=meta["namespace"],
+        labels=labels,
+        container=container,
+        count=spec.parallelism,
+        deadline_seconds=int(parse_duration(spec.active_deadline)),
+        tmp_size=TMP_SIZE,
+        data=data,
+        owner_references=[owner],
+    )
 
 
 def pod_outcome(
     pod: dict[str, Any], parse: Callable[[dict[str, Any]], ReplayResult | None]
 ) -> ShardOutcome:
-    """Classify one Job pod. ``parse`` reads the pod's log into a result (or None)."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    index = int(labels.get("batch.kubernetes.io/job-completion-index", 0))
-    status = pod.get("status") or {}
-    phase = status.get("phase", "Pending")
-    for cs in status.get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in TERMINAL_WAITING:
-            return ShardOutcome(
-                index,
-                "failed",
-                reason=str(waiting["reason"]),
-                message=str(waiting.get("message", "")),
-            )
-    if phase == "Succeeded":
-        return ShardOutcome(index, "succeeded", result=parse(pod))
-    if phase == "Failed":
-        message = status.get("message") or _termination_message(status)
-        return ShardOutcome(
-            index, "failed", reason=str(status.get("reason") or "PodFailed"), message=message
-        )
-    return ShardOutcome(index, "running" if phase == "Running" else "pending")
-
-
-def _termination_message(status: dict[str, Any]) -> str:
-    for cs in status.get("containerStatuses") or []:
-        terminated = (cs.get("state") or {}).get("terminated") or {}
-        if terminated:
-            return f"exit code {terminated.get('exitCode')}: {terminated.get('message', '')}"
-    return ""
-
-
-def latest_per_index(shards: list[ShardOutcome]) -> list[ShardOutcome]:
-    """One outcome per index, the furthest along (a pod replaced by the Job controller
-    leaves its predecessor behind for a while)."""
-    rank = {"succeeded": 3, "failed": 2, "running": 1, "pending": 0}
-    best: dict[int, ShardOutcome] = {}
-    for shard in shards:
-        current = best.get(shard.index)
-        if current is None or rank[shard.state] > rank[current.state]:
-            best[shard.index] = shard
-    return [best[i] for i in sorted(best)]
+    """Classify one Job pod (:func:`~modelrollout.core.jobs.pod_state`). ``parse`` reads a
+    succeeded pod's log into a result (or None)."""
+    state = jobs.pod_state(pod)
+    result = parse(pod) if state.state == "succeeded" else None
+    return ShardOutcome(
+        state.index, state.state, result=result, reason=state.reason, message=state.message
+    )

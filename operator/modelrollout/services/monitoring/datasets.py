@@ -21,13 +21,17 @@ all, is a bad dataset: :class:`DataError` names the file and the first bad line,
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -53,7 +57,13 @@ from modelrollout.core.monitoring.rows import (
     Row,
     RowError,
 )
-from modelrollout.services.replay.dataset import LocalDataset
+from modelrollout.services.replay.dataset import (
+    DatasetError,
+    DatasetFetchError,
+    LocalDataset,
+    download,
+    is_url,
+)
 
 MAX_MALFORMED_FRACTION = 0.01
 Format = Literal["jsonl", "csv"]
@@ -105,7 +115,7 @@ def _open(path: Path) -> LocalDataset:
 class _Tally:
     """Lines read and lines skipped, with the first bad one."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.lines = 0
         self.malformed = 0
@@ -194,11 +204,15 @@ def _csv_rows(
         tally.bad(*dataset.read_error)
 
 
-def _fill(builder: ProfileBuilder, path: Path, options: ReadOptions) -> None:
+def _fill(
+    builder: ProfileBuilder, path: Path, options: ReadOptions, name: str | None = None
+) -> None:
+    """Add the rows of ``path`` (of its shard); messages call it ``name`` (a URL)."""
     if not 0 <= options.shard_index < options.shard_count:
         raise ValueError(f"shard index {options.shard_index} is not in [0, {options.shard_count})")
     dataset = _open(path)
-    tally = _Tally(path)
+    name = name or str(path)
+    tally = _Tally(name)
     rows = _csv_rows if builder.source.format == "csv" else _event_rows
     line = 0
     try:
@@ -206,20 +220,35 @@ def _fill(builder: ProfileBuilder, path: Path, options: ReadOptions) -> None:
             line = number
             builder.add(row)
     except TooManyFeaturesError as error:
-        raise DataError(f"{path}:{line}: {error}") from None
+        raise DataError(f"{name}:{line}: {error}") from None
     builder.malformed = tally.malformed
     tally.check(builder.rows)
 
 
 def profile_dataset(
-    path: Path,
+    data: Path | str,
     options: ReadOptions,
     *,
     k: int = sketches.DEFAULT_K,
     category_limit: int = DEFAULT_CATEGORY_LIMIT,
     max_features: int = DEFAULT_MAX_FEATURES,
 ) -> Profile:
-    """Profile one dataset (or one shard of it)."""
+    """Profile one dataset (or one shard of it): a file, a directory of one file, or an
+    http(s) URL."""
+    with local_dataset(data) as (path, name):
+        if options.format is None and is_url(name):
+            options = replace(options, format=detect_format(Path(urlsplit(name).path)))
+        return _profile_file(path, name, options, k, category_limit, max_features)
+
+
+def _profile_file(
+    path: Path,
+    name: str,
+    options: ReadOptions,
+    k: int,
+    category_limit: int,
+    max_features: int,
+) -> Profile:
     source = options.source(path)
     builder = ProfileBuilder(
         source,
@@ -230,8 +259,41 @@ def profile_dataset(
         numbers_in_text=source.format == "csv",
         max_features=max_features,
     )
-    _fill(builder, path, options)
+    _fill(builder, path, options, name)
     return builder.profile()
+
+
+@contextmanager
+def local_dataset(data: Path | str, *, fetch_timeout: float = 60.0) -> Iterator[tuple[Path, str]]:
+    """``(file, name)`` of a dataset for the time of the block.
+
+    An http(s) URL is downloaded into a temporary file, removed afterwards (its name is
+    the URL). A directory must hold one dataset file, which is read: a ConfigMap mounted
+    whole, whose keys are its files (names starting with a dot are the mount's own).
+    """
+    text = str(data)
+    if not is_url(text):
+        yield _only_file(Path(data)), text
+        return
+    with tempfile.TemporaryDirectory(prefix="modelrollout-profile-") as tmp:
+        path = Path(tmp) / "data"
+        try:
+            asyncio.run(download(text, path, fetch_timeout=fetch_timeout, flag="--data"))
+        except (DatasetError, DatasetFetchError) as error:
+            raise DataError(str(error).removeprefix("--data: ")) from None
+        yield path, text
+
+
+def _only_file(path: Path) -> Path:
+    if not path.is_dir():
+        return path
+    files = sorted(p.name for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
+    if len(files) != 1:
+        held = ", ".join(files) if files else "none"
+        raise DataError(
+            f"{path}: a directory; it must hold exactly one dataset file (it holds: {held})"
+        )
+    return path / files[0]
 
 
 def read_window(path: Path, baseline: Profile, options: ReadOptions) -> WindowSample | Profile:

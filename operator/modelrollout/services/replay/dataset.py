@@ -94,20 +94,22 @@ async def open_dataset(
         return
     with tempfile.TemporaryDirectory(prefix="modelrollout-events-") as tmp:
         path = Path(tmp) / "events"
-        await _download(
+        await download(
             source, path, fetch_timeout=fetch_timeout, max_bytes=max_bytes, headers=headers
         )
         yield LocalDataset(path, source)
 
 
-async def _download(
+async def download(
     url: str,
     path: Path,
     *,
     fetch_timeout: float,
-    max_bytes: int | None,
-    headers: dict[str, str] | None,
+    max_bytes: int | None = None,
+    headers: dict[str, str] | None = None,
+    flag: str = "--events",
 ) -> None:
+    """Stream ``url`` into ``path``; errors name ``flag``, the option that gave the URL."""
     written = 0
     try:
         async with (
@@ -115,9 +117,9 @@ async def _download(
             client.stream("GET", url, headers=headers) as response,
         ):
             if 400 <= response.status_code < 500:
-                raise DatasetError(f"--events: GET {url} returned HTTP {response.status_code}")
+                raise DatasetError(f"{flag}: GET {url} returned HTTP {response.status_code}")
             if response.status_code >= 300:
-                raise DatasetFetchError(f"--events: GET {url} returned HTTP {response.status_code}")
+                raise DatasetFetchError(f"{flag}: GET {url} returned HTTP {response.status_code}")
             with path.open("wb") as out:
                 # Raw bytes: a gzip dataset stays compressed on disk and is detected by
                 # content. (Content-Encoding, if any, is undone by the client.)
@@ -125,10 +127,10 @@ async def _download(
                     written += len(chunk)
                     if max_bytes is not None and written > max_bytes:
                         raise DatasetError(
-                            f"--events: {url} is larger than the {max_bytes} byte limit"
+                            f"{flag}: {url} is larger than the {max_bytes} byte limit"
                         )
                     out.write(chunk)
     except httpx.HTTPError as error:
         raise DatasetFetchError(
-            f"--events: cannot fetch {url}: {error!s} ({type(error).__name__})"
+            f"{flag}: cannot fetch {url}: {error!s} ({type(error).__name__})"
         ) from None

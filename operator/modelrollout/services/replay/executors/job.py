@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.core import names
+from modelrollout.core import jobs, names
 from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.replay import shards
 from modelrollout.core.replay.decision import Shards
@@ -63,11 +63,11 @@ class JobExecutor:
             return Shards(name=name)
         # By the Job's UID, not its name: pods of a stale Job of the same name may linger.
         uid = job["metadata"]["uid"]
-        pods = self.kube.list_pods(execution.namespace, f"batch.kubernetes.io/controller-uid={uid}")
+        pods = self.kube.list_pods(execution.namespace, f"{jobs.CONTROLLER_UID_LABEL}={uid}")
         outcomes = [shards.pod_outcome(pod, self._result_of) for pod in pods]
         return Shards(
-            outcomes=shards.latest_per_index(outcomes),
-            failure=_job_failure(job),
+            outcomes=jobs.latest_per_index(outcomes),
+            failure=jobs.job_failure(job),
             started=True,
             name=name,
         )
@@ -98,11 +98,3 @@ def owned_by(job: dict[str, Any], uid: str) -> bool:
     """Whether the Job's controller is the object with this UID."""
     refs = job.get("metadata", {}).get("ownerReferences") or []
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
-
-
-def _job_failure(job: dict[str, Any]) -> tuple[str, str] | None:
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            reason = str(cond.get("reason") or "JobFailed")
-            return reason, str(cond.get("message") or reason)
-    return None
