@@ -44,6 +44,8 @@ SKIP_METHOD = "method"
 SKIP_BINARY_BODY = "binary_body"
 SKIP_BODY_TOO_LARGE = "body_too_large"
 """Not decided here: the proxy answers 413 and has no body to record."""
+SKIP_MALFORMED = "malformed_request"
+"""Not decided here: the proxy could not read the request, answered 400 and closed."""
 
 
 class Unrecordable(ValueError):
