@@ -98,21 +98,51 @@ class Framing(Enum):
 
 
 @dataclass(slots=True)
+class Fields:
+    """A head's header lines, read once: in order as sent, and indexed by lower-case name."""
+
+    headers: Headers
+    lines: list[bytes]
+    """Each field line exactly as received, without its CRLF (forwarded as it is)."""
+    lowers: list[bytes]
+    """Each field's name, lower-cased."""
+    index: dict[bytes, bytes]
+    """The first value of each field, by lower-case name; for the fields that are lists
+    (``Content-Length``, ``Transfer-Encoding``, ``Connection``), every value, comma-joined."""
+
+    def get(self, lower_name: bytes) -> bytes | None:
+        return self.index.get(lower_name)
+
+    def tokens(self, lower_name: bytes) -> list[bytes]:
+        """The comma-separated tokens of a list field, lower-cased and stripped."""
+        value = self.index.get(lower_name)
+        if value is None:
+            return []
+        stripped = (token.strip(b" \t") for token in value.lower().split(b","))
+        return [token for token in stripped if token]
+
+
+@dataclass(slots=True)
 class RequestHead:
     method: str
     target: str
     """The path and query string, exactly as received."""
     version: tuple[int, int]
-    headers: Headers
+    fields: Fields
     content_length: int
     keep_alive: bool
     """Whether the client's connection stays open after the answer."""
     fallback: str | None
     """Why the lean path does not serve this request (it goes to the full server), if so."""
+    request_line: bytes = b""
+
+    @property
+    def headers(self) -> Headers:
+        return self.fields.headers
 
     def get(self, lower_name: bytes) -> bytes | None:
         """The first value of a header, by its lower-case name."""
-        return _first(self.headers, lower_name)
+        return self.fields.index.get(lower_name)
 
 
 @dataclass(slots=True)
@@ -120,22 +150,19 @@ class ResponseHead:
     version: tuple[int, int]
     status: int
     reason: str
-    headers: Headers
+    fields: Fields
     framing: Framing
     content_length: int
     """The body's length when ``framing`` is ``LENGTH``, else 0."""
     keep_alive: bool
     """Whether the connection can carry another request after this answer's body."""
 
+    @property
+    def headers(self) -> Headers:
+        return self.fields.headers
+
     def get(self, lower_name: bytes) -> bytes | None:
-        return _first(self.headers, lower_name)
-
-
-def _first(headers: Headers, lower_name: bytes) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == lower_name:
-            return value
-    return None
+        return self.fields.index.get(lower_name)
 
 
 def head_end(buffer: bytes | bytearray, start: int = 0) -> int:
@@ -153,23 +180,49 @@ def head_end(buffer: bytes | bytearray, start: int = 0) -> int:
     return found + 4
 
 
-def _header_lines(lines: list[bytes]) -> Headers:
+_FIELD_LINES = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+"""Well-formed field lines, checked in one pass; only a head that fails is looked at line by
+line, to say what is wrong with it."""
+_LISTS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+def _fields(block: bytes, status: int) -> Fields:
+    """The field lines of a head, each ending in CRLF (the blank line excluded)."""
+    if _FIELD_LINES.fullmatch(block) is None:
+        _diagnose(block.split(b"\r\n")[:-1], status)
+    lines = block.split(b"\r\n")
+    lines.pop()
     if len(lines) > MAX_HEADERS:
-        raise HttpError(431, f"more than {MAX_HEADERS} header fields")
+        raise HttpError(431 if status == 400 else status, f"more than {MAX_HEADERS} header fields")
     headers: Headers = []
+    lowers: list[bytes] = []
+    index: dict[bytes, bytes] = {}
+    for line in lines:
+        name, _, value = line.partition(b":")
+        value = value.strip(b" \t")
+        lower = name.lower()
+        headers.append((name, value))
+        lowers.append(lower)
+        if lower not in index:
+            index[lower] = value
+        elif lower in _LISTS:
+            index[lower] += b"," + value
+    return Fields(headers, lines, lowers, index)
+
+
+def _diagnose(lines: list[bytes], status: int) -> None:
+    """Raise :class:`HttpError` naming the first malformed field line."""
     for line in lines:
         name, colon, value = line.partition(b":")
+        if name[:1] in (b" ", b"\t"):
+            raise HttpError(status, f"folded header line {_shown(line)} (obsolete line folding)")
         if not colon:
-            raise HttpError(400, f"header line {_shown(line)} has no colon")
+            raise HttpError(status, f"header line {_shown(line)} has no colon")
         if not name or _TOKEN.fullmatch(name) is None:
-            if name[:1] in (b" ", b"\t"):
-                raise HttpError(400, f"folded header line {_shown(line)} (obsolete line folding)")
-            raise HttpError(400, f"header name {_shown(name)} is not a token")
-        value = value.strip(b" \t")
+            raise HttpError(status, f"header name {_shown(name)} is not a token")
         if _BAD_VALUE.search(value) is not None:
-            raise HttpError(400, f"header {_shown(name)} has a control character in its value")
-        headers.append((name, value))
-    return headers
+            raise HttpError(status, f"header {_shown(name)} has a control character in its value")
+    raise HttpError(status, "a header line is malformed")
 
 
 def _shown(raw: bytes) -> str:
@@ -177,47 +230,44 @@ def _shown(raw: bytes) -> str:
     return repr(text + ("..." if len(raw) > 60 else ""))
 
 
-def _tokens(headers: Headers, lower_name: bytes) -> list[bytes]:
-    """The comma-separated, lower-cased tokens of every field called ``lower_name``."""
-    found: list[bytes] = []
-    for name, value in headers:
-        if name.lower() == lower_name:
-            found += [token.strip(b" \t").lower() for token in value.split(b",")]
-    return [token for token in found if token]
-
-
-def _content_length(headers: Headers, status: int) -> int | None:
-    values = [value for name, value in headers if name.lower() == b"content-length"]
-    if not values:
+def _content_length(fields: Fields, status: int) -> int | None:
+    value = fields.index.get(b"content-length")
+    if value is None:
         return None
     lengths = set()
-    for value in values:
-        for part in value.split(b","):
-            part = part.strip(b" \t")
-            if _DIGITS.fullmatch(part) is None:
-                raise HttpError(status, f"Content-Length {_shown(value)} is not a number")
-            lengths.add(int(part))
+    for part in value.split(b","):
+        part = part.strip(b" \t")
+        if _DIGITS.fullmatch(part) is None:
+            raise HttpError(status, f"Content-Length {_shown(value)} is not a number")
+        lengths.add(int(part))
     if len(lengths) > 1:
         raise HttpError(status, "several different Content-Length values")
     return lengths.pop()
 
 
 def _keep_alive(version: tuple[int, int], connection: list[bytes]) -> bool:
-    if b"close" in connection:
+    tokens = set(connection)
+    if b"close" in tokens:
         return False
-    return version >= (1, 1) or b"keep-alive" in connection
+    return version >= (1, 1) or b"keep-alive" in tokens
+
+
+def _split_head(head: bytes | bytearray, status: int) -> tuple[bytes, bytes]:
+    """The first line, and the field lines each ending in CRLF."""
+    raw = bytes(head)
+    if not raw.endswith(b"\r\n\r\n"):
+        raise HttpError(status, "the head does not end in a blank line")
+    first = raw.find(b"\r\n")
+    return raw[:first], raw[first + 2 : -2]
 
 
 def parse_request_head(head: bytes | bytearray) -> RequestHead:
     """A request head: the request line and header lines, ending in a blank line.
 
-    Raises :class:`HttpError` with 400 (malformed), 431 (too many headers), 501 (a method
-    that is not a token) or 505 (a version other than 1.0 and 1.1).
+    Raises :class:`HttpError` with 400 (malformed), 431 (too many headers) or 505 (a
+    version other than 1.0 and 1.1).
     """
-    lines = bytes(head).split(b"\r\n")
-    if len(lines) < 3 or lines[-1] or lines[-2]:
-        raise HttpError(400, "the head does not end in a blank line")
-    request_line = lines[0]
+    request_line, block = _split_head(head, 400)
     parts = request_line.split(b" ")
     if len(parts) != 3:
         raise HttpError(400, f"request line {_shown(request_line)} is not METHOD TARGET VERSION")
@@ -231,18 +281,18 @@ def parse_request_head(head: bytes | bytearray) -> RequestHead:
         if re.fullmatch(rb"HTTP/[0-9]\.[0-9]", version_text):
             raise HttpError(505, f"{version_text.decode()} is not supported: HTTP/1.1 or 1.0")
         raise HttpError(400, f"version {_shown(version_text)} is not HTTP/1.x")
-    headers = _header_lines(lines[1:-2])
-    length = _content_length(headers, 400)
-    transfer = _tokens(headers, b"transfer-encoding")
+    fields = _fields(block, 400)
+    length = _content_length(fields, 400)
+    index = fields.index
+    transfer = b"transfer-encoding" in index
     if transfer and length is not None:
         raise HttpError(400, "both Content-Length and Transfer-Encoding")
-    connection = _tokens(headers, b"connection")
     fallback = None
     if transfer:
         fallback = FALLBACK_TRANSFER_ENCODING
-    elif _first(headers, b"upgrade") is not None:
+    elif b"upgrade" in index:
         fallback = FALLBACK_UPGRADE
-    elif _first(headers, b"expect") is not None:
+    elif b"expect" in index:
         fallback = FALLBACK_EXPECT
     elif not target.startswith(b"/"):
         fallback = FALLBACK_TARGET
@@ -250,10 +300,11 @@ def parse_request_head(head: bytes | bytearray) -> RequestHead:
         method=method.decode("ascii"),
         target=target.decode("ascii"),
         version=version,
-        headers=headers,
+        fields=fields,
         content_length=length or 0,
-        keep_alive=_keep_alive(version, connection),
+        keep_alive=_keep_alive(version, fields.tokens(b"connection")),
         fallback=fallback,
+        request_line=request_line,
     )
 
 
@@ -262,10 +313,7 @@ def parse_response_head(head: bytes | bytearray, *, request_method: str) -> Resp
 
     Raises :class:`HttpError` (502) when the answer cannot be read.
     """
-    lines = bytes(head).split(b"\r\n")
-    if len(lines) < 3 or lines[-1] or lines[-2]:
-        raise HttpError(502, "the answer's head does not end in a blank line")
-    status_line = lines[0]
+    status_line, block = _split_head(head, 502)
     version_text, _, rest = status_line.partition(b" ")
     code, _, reason = rest.partition(b" ")
     version = _VERSIONS.get(version_text)
@@ -275,14 +323,11 @@ def parse_response_head(head: bytes | bytearray, *, request_method: str) -> Resp
         raise HttpError(502, f"status line {_shown(status_line)} has no 3-digit status")
     if _BAD_VALUE.search(reason) is not None:
         raise HttpError(502, "the reason phrase has a control character")
-    try:
-        headers = _header_lines(lines[1:-2])
-        length = _content_length(headers, 502)
-    except HttpError as error:
-        raise HttpError(502, error.message) from None
+    fields = _fields(block, 502)
+    length = _content_length(fields, 502)
     status = int(code)
-    transfer = _tokens(headers, b"transfer-encoding")
-    keep_alive = _keep_alive(version, _tokens(headers, b"connection"))
+    transfer = fields.tokens(b"transfer-encoding")
+    keep_alive = _keep_alive(version, fields.tokens(b"connection"))
     if request_method == "HEAD" or status < 200 or status in (204, 304):
         framing, length = Framing.NONE, 0
     elif transfer:
@@ -301,7 +346,7 @@ def parse_response_head(head: bytes | bytearray, *, request_method: str) -> Resp
         version=version,
         status=status,
         reason=reason.decode("latin-1"),
-        headers=headers,
+        fields=fields,
         framing=framing,
         content_length=length,
         keep_alive=keep_alive,
@@ -371,8 +416,8 @@ class ChunkedDecoder:
             self.done = True
 
 
-def _listed(headers: Headers) -> frozenset[bytes]:
-    return frozenset(_tokens(headers, b"connection"))
+def _listed(fields: Fields) -> frozenset[bytes]:
+    return frozenset(fields.tokens(b"connection"))
 
 
 def _status_line(status: int, reason: str) -> bytes:
@@ -388,35 +433,35 @@ def forward_request_head(
     body_length: int,
     default_host: bytes,
 ) -> bytes:
-    """The head sent to the model: the client's headers minus the hop-by-hop ones.
+    """The head sent to the model: the client's header lines minus the hop-by-hop ones.
 
-    ``id_header`` (as configured) replaces any the client sent, whatever its case, with ``inference_id``; the
-    body is framed with a ``Content-Length`` whenever there is one or the client sent one;
-    ``Host`` is the client's, or ``default_host`` when it sent none.
+    ``id_header`` (as configured) replaces any the client sent, whatever its case, with
+    ``inference_id``; the body is framed with a ``Content-Length`` whenever there is one
+    or the client sent one; ``Host`` is the client's, or ``default_host`` when it sent none.
     """
-    dropped = NOT_FORWARDED | _listed(request.headers) | {id_header.lower()}
-    out = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), target.encode("ascii"))]
-    has_host = False
-    for name, value in request.headers:
-        lower = name.lower()
-        if lower in dropped:
-            continue
-        if lower == b"host":
-            has_host = True
-        out.append(b"%s: %s\r\n" % (name, value))
-    if not has_host:
-        out.append(b"Host: %s\r\n" % default_host)
-    out.append(b"%s: %s\r\n" % (id_header, inference_id.encode("ascii")))
-    if body_length or request.get(b"content-length") is not None:
-        out.append(b"Content-Length: %d\r\n" % body_length)
+    fields = request.fields
+    dropped = NOT_FORWARDED | {id_header.lower()}
+    if b"connection" in fields.index:
+        dropped |= _listed(fields)
+    out = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), target.encode("ascii"))]
+    out += [
+        line
+        for line, lower in zip(fields.lines, fields.lowers, strict=True)
+        if lower not in dropped
+    ]
+    if b"host" not in fields.index:
+        out.append(b"Host: " + default_host)
+    out.append(id_header + b": " + inference_id.encode("ascii"))
+    if body_length or b"content-length" in fields.index:
+        out.append(b"Content-Length: %d" % body_length)
     out.append(b"\r\n")
-    return b"".join(out)
+    return b"\r\n".join(out)
 
 
 def answer_head(
     status: int,
     reason: str,
-    headers: Headers,
+    fields: Fields,
     *,
     body_length: int,
     head_request: bool,
@@ -425,7 +470,8 @@ def answer_head(
     keep_alive: bool,
     client_version: tuple[int, int],
 ) -> bytes:
-    """The head of the answer to the client: the model's headers minus the hop-by-hop ones.
+    """The head of the answer to the client: the model's header lines minus the hop-by-hop
+    ones.
 
     A HEAD request's answer keeps the model's ``Content-Length`` (the length a GET would
     get); 1xx and 204 answers have none; 304 keeps the model's; every other answer gets
@@ -434,20 +480,24 @@ def answer_head(
     HTTP/1.0 client's stays open.
     """
     keep_length = head_request or status == 304
-    dropped = (HOP_BY_HOP if keep_length else NOT_RETURNED) | _listed(headers) | {id_header.lower()}
-    out = [_status_line(status, reason)]
-    for name, value in headers:
-        if name.lower() not in dropped:
-            out.append(b"%s: %s\r\n" % (name, value))
-    out.append(b"%s: %s\r\n" % (id_header, inference_id.encode("ascii")))
+    dropped = (HOP_BY_HOP if keep_length else NOT_RETURNED) | {id_header.lower()}
+    if b"connection" in fields.index:
+        dropped |= _listed(fields)
+    out = [b"HTTP/1.1 %d %s" % (status, reason.encode("latin-1", "replace"))]
+    out += [
+        line
+        for line, lower in zip(fields.lines, fields.lowers, strict=True)
+        if lower not in dropped
+    ]
+    out.append(id_header + b": " + inference_id.encode("ascii"))
     if not keep_length and status >= 200 and status != 204:
-        out.append(b"Content-Length: %d\r\n" % body_length)
+        out.append(b"Content-Length: %d" % body_length)
     if not keep_alive:
-        out.append(b"Connection: close\r\n")
+        out.append(b"Connection: close")
     elif client_version < (1, 1):
-        out.append(b"Connection: keep-alive\r\n")
+        out.append(b"Connection: keep-alive")
     out.append(b"\r\n")
-    return b"".join(out)
+    return b"\r\n".join(out)
 
 
 def error_head(

@@ -38,6 +38,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
+from typing import cast
 from http import HTTPStatus
 
 from yarl import URL
@@ -90,8 +91,8 @@ class _Upstream(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have the methods of asyncio.Transport, not the class
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._callback is None:  # nothing was asked: a model that talks out of turn
@@ -348,8 +349,8 @@ class _Client(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have the methods of asyncio.Transport, not the class
+        self.transport = cast(asyncio.Transport, transport)
         self.last_active = self.server.loop.time()
         self.server.clients.add(self)
 
@@ -473,7 +474,7 @@ class _Client(asyncio.Protocol):
             out = http1.answer_head(
                 status,
                 answer.reason,
-                answer.headers,
+                answer.fields,
                 body_length=len(body),
                 head_request=request.method == "HEAD",
                 id_header=server.id_header,
