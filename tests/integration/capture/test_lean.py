@@ -294,7 +294,8 @@ def test_the_lean_path_under_uvloop(tmp_path: Path, models: dict[str, ModelServe
 
     async def scenario() -> list[int]:
         echo_body = b'{"instances": [[1, 2, 3, 4]]}'
-        chunked = b"POST /v1/models/model:predict HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunked = b"POST /v1/models/model:predict HTTP/1.1\r\nHost: m\r\n"
+        chunked += b"Transfer-Encoding: chunked\r\n\r\n"
         chunked += b"%x\r\n%s\r\n0\r\n\r\n" % (len(echo_body), echo_body)
         async with start_proxy(tmp_path, models["v1"].url) as proxy:
             answers, rest = await raw_exchange(

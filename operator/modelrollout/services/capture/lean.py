@@ -35,11 +35,12 @@ usable), recorded and counted, and then dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Callable
-from typing import cast
 from http import HTTPStatus
+from typing import cast
 
 from yarl import URL
 
@@ -175,7 +176,8 @@ class _Upstream(asyncio.Protocol):
 
     def _complete(self, body: bytes) -> None:
         head, callback = self._head, self._callback
-        assert head is not None and callback is not None
+        assert head is not None
+        assert callback is not None
         self._callback = None
         self._request = b""
         self._cancel_timer()
@@ -504,6 +506,8 @@ class _Client(asyncio.Protocol):
         self._body = b""
         self._request_head = None
         self.busy = False
+        if server.stopping:
+            server.request_done()
         if keep_alive and not self.closed:
             if self._reading_paused:
                 self._resume_reading()
@@ -638,6 +642,7 @@ class LeanServer:
         self.stopping = False
         self._server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Event | None = None
         self._handed_off = {
             reason: proxy.metrics.full_path.labels(reason)
             for reason in (
@@ -675,18 +680,25 @@ class LeanServer:
             client.close_if_idle(now)
         self._sweep = self.loop.call_later(SWEEP_SECONDS, self._close_idle)
 
-    async def close(self, timeout: float) -> None:
-        """Stop listening, answer the requests in flight (for at most ``timeout``), close."""
+    async def close(self, grace: float) -> None:
+        """Stop listening, answer the requests in flight (for at most ``grace`` seconds),
+        then close every connection."""
         self.stopping = True
         if self._sweep is not None:
             self._sweep.cancel()
         if self._server is not None:
             self._server.close()
-        deadline = time.monotonic() + timeout
         for client in list(self.clients):
             client.close_if_idle(float("inf"))
-        while any(client.busy for client in self.clients) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        self._drained = asyncio.Event()
+        self.request_done()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), grace)
         for client in list(self.clients):
             client._finish()
         self.pool.close()
+
+    def request_done(self) -> None:
+        """While stopping: note when no request is in flight any more."""
+        if self._drained is not None and not any(client.busy for client in self.clients):
+            self._drained.set()
