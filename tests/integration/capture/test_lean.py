@@ -306,3 +306,18 @@ def test_the_lean_path_under_uvloop(tmp_path: Path, models: dict[str, ModelServe
 
     assert uvloop.run(scenario()) == [200] * 5
     assert len(lines(tmp_path)) == 5
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 200), ("POST", 502)])
+async def test_a_kept_alive_connection_found_closed_is_retried_only_when_idempotent(
+    tmp_path: Path, method: str, status: int
+):
+    first = f"{method} /a HTTP/1.1\r\nHost: m\r\nContent-Length: 0\r\n\r\n".encode()
+    again = first.replace(b"/a", b"/b")
+    async with (
+        RawUpstream(_ok(b"1"), None, _ok(b"3")) as model,
+        start_proxy(tmp_path, model.url) as proxy,
+    ):
+        answers, _ = await raw_exchange(proxy.url, first + again, answers=2)
+    assert [a.status for a in answers] == [200, status]
+    assert model.connections == (2 if method == "GET" else 1)
