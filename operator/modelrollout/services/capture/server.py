@@ -159,7 +159,7 @@ async def running_capture(
         limits=BacklogLimits(options.queue_records, options.queue_bytes_limit),
         flush_interval=options.flush_seconds,
         metrics=metrics,
-        observer=settings.window.observe if settings.window is not None else None,
+        observer=settings.window.observe_event if settings.window is not None else None,
     )
     proxy = CaptureProxy(
         settings.upstream,
