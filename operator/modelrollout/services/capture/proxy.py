@@ -1,5 +1,10 @@
 """The reverse proxy: forward each request to the model, answer with the model's answer.
 
+This is the full path, on aiohttp's server and client: it serves what the lean path
+(:mod:`.lean`) hands over, or everything with ``--no-lean-path``. Both paths share the
+inference id, the accounting (:meth:`CaptureProxy.account`) and the errors
+(:meth:`CaptureProxy.failure`) defined here, so they answer and record alike.
+
 The client must not be able to tell the proxy is there, except for one header: the
 status, reason, headers and body of the model's answer are returned as they came (hop-by-
 hop headers such as ``Connection`` and ``Transfer-Encoding`` belong to each connection
