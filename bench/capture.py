@@ -48,6 +48,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -278,6 +279,74 @@ def count_lines(directory: Path) -> int:
     return total
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of the machine has spent busy so far (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def own_cpu(pids: dict[str, int]) -> float:
+    """CPU seconds used by the benchmark itself: its servers, its finished children (the
+    replays) and this process."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    this = resource.getrusage(resource.RUSAGE_SELF)
+    servers = sum(cpu_seconds(pid) for pid in set(pids.values()))
+    return servers + children.ru_utime + children.ru_stime + this.ru_utime + this.ru_stime
+
+
+def wait_for_quiet(args: argparse.Namespace) -> float:
+    """Wait (at most ``--quiet-wait`` seconds) until other work uses less than
+    ``--max-foreign`` of the machine over one second; the share last seen."""
+    deadline = time.monotonic() + args.quiet_wait
+    cores = os.cpu_count() or 1
+    while True:
+        busy, started = machine_busy(), time.monotonic()
+        time.sleep(1.0)
+        share = (machine_busy() - busy) / ((time.monotonic() - started) * cores)
+        if share < args.max_foreign or time.monotonic() > deadline:
+            return share
+
+
+def run_round(
+    rate: float,
+    i: int,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    events: Path,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], float]:
+    """Every path once; and the share of the machine other work used meanwhile."""
+    order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
+    found = {}
+    busy, own, started = machine_busy(), own_cpu(pids), time.monotonic()
+    for path in order:
+        proxy_pid = pids.get(path)
+        cpu_before = (cpu_seconds(pids["model"]), cpu_seconds(proxy_pid or pids["model"]))
+        run = replay(
+            urls[path] + PREDICT,
+            events,
+            workdir,
+            rate=rate,
+            seconds=args.seconds,
+            cpus=args.client_cpus,
+        )
+        answered = max(run["ok"], 1)
+        run["modelCpuMs"] = (cpu_seconds(pids["model"]) - cpu_before[0]) * 1000 / answered
+        run["proxyCpuMs"] = (
+            (cpu_seconds(proxy_pid) - cpu_before[1]) * 1000 / answered
+            if proxy_pid is not None
+            else 0.0
+        )
+        run["load"] = os.getloadavg()[0]
+        found[path] = run
+    foreign = (machine_busy() - busy) - (own_cpu(pids) - own)
+    share = max(foreign, 0.0) / ((time.monotonic() - started) * (os.cpu_count() or 1))
+    return found, share
+
+
 def run_series(
     urls: dict[str, str],
     pids: dict[str, int],
@@ -286,46 +355,49 @@ def run_series(
     workdir: Path,
     args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """For each rate, rounds over every path, and the capture proxy's own figures."""
+    """For each rate, rounds over every path, and the capture proxy's own figures.
+
+    A round during which other work used more than ``--max-foreign`` of the machine is
+    set aside and run again once the machine is quiet, at most ``--max-rounds`` times in
+    all; the rounds set aside are kept in the results, apart.
+    """
     series = []
     for rate in args.rates:
         before = proxy_metrics(metrics)
-        rounds = []
-        for i in range(args.repeat):
-            order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
-            found = {}
-            for path in order:
-                proxy_pid = pids.get(path)
-                cpu_before = (cpu_seconds(pids["model"]), cpu_seconds(proxy_pid or pids["model"]))
-                run = replay(
-                    urls[path] + PREDICT,
-                    events,
-                    workdir,
-                    rate=rate,
-                    seconds=args.seconds,
-                    cpus=args.client_cpus,
-                )
-                answered = max(run["ok"], 1)
-                run["modelCpuMs"] = (cpu_seconds(pids["model"]) - cpu_before[0]) * 1000 / answered
-                run["proxyCpuMs"] = (
-                    (cpu_seconds(proxy_pid) - cpu_before[1]) * 1000 / answered
-                    if proxy_pid is not None
-                    else 0.0
-                )
-                run["load"] = os.getloadavg()[0]
-                found[path] = run
-            rounds.append(found)
+        rounds: list[dict[str, Any]] = []
+        disturbed: list[dict[str, Any]] = []
+        shares: list[float] = []
+        attempt = 0
+        while len(rounds) < args.repeat and attempt < args.max_rounds:
+            wait_for_quiet(args)
+            found, share = run_round(rate, attempt, urls, pids, events, workdir, args)
+            attempt += 1
+            kept = share <= args.max_foreign
+            (rounds if kept else disturbed).append(found)
+            if kept:
+                shares.append(share)
             log(
-                f"{rate:g} req/s, round {i + 1}, load {os.getloadavg()[0]:.2f}: service "
-                "p50/p99/p99.9 ms, proxy CPU ms/req "
+                f"{rate:g} req/s, round {attempt} ({'kept' if kept else 'set aside'}: other "
+                f"work used {share * 100:.1f} % of the machine): service p50/p99/p99.9 ms, "
+                "proxy CPU ms/req "
                 + ", ".join(
                     f"{path} {found[path]['serviceP50']:.2f}/{found[path]['serviceP99']:.2f}/"
                     f"{found[path]['serviceP999']:.2f} {found[path]['proxyCpuMs']:.3f}"
                     for path in PATHS
                 )
             )
+        if not rounds:  # never quiet: report what there is, said as such
+            rounds, disturbed = disturbed, []
         figures = since(before, proxy_metrics(metrics))
-        series.append({"rate": rate, "rounds": rounds, "captureMetrics": figures})
+        series.append(
+            {
+                "rate": rate,
+                "rounds": rounds,
+                "disturbedRounds": disturbed,
+                "foreignShares": shares,
+                "captureMetrics": figures,
+            }
+        )
     return series
 
 
@@ -454,8 +526,14 @@ def path_summary(rounds: list[dict[str, Any]], path: str, base: str = "direct") 
 
 def series_markdown(entry: dict[str, Any]) -> list[str]:
     rounds = entry["rounds"]
+    disturbed = len(entry.get("disturbedRounds", []))
+    shares = entry.get("foreignShares") or [float("nan")]
     lines = [
         f"### {entry['rate']:g} requests per second, {len(rounds)} rounds",
+        "",
+        f"Rounds kept: {len(rounds)}, during which other work used at most "
+        f"{max(shares) * 100:.1f} % of the machine's CPU; {disturbed} more rounds were set "
+        "aside because other work used more.",
         "",
         "| path | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms "
         "| per-second p99, median ms | proxy CPU ms/request | model CPU ms/request | failed |",
@@ -610,6 +688,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each run")
     parser.add_argument("--repeat", type=int, default=4, help="rounds over every path")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.05,
+        help="a round during which other work used more than this share of the machine's "
+        "CPU is set aside and run again (default 0.05)",
+    )
+    parser.add_argument(
+        "--max-rounds", type=int, default=12, help="most rounds run per rate, kept or not"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="most seconds to wait for a quiet machine before a round",
+    )
     parser.add_argument("--write-delay-ms", type=float, default=200.0, help="slow-disk delay")
     parser.add_argument("--slow-queue-records", type=int, default=1000)
     parser.add_argument("--client-cpus", default="0", help="cores of the replay")
