@@ -6,16 +6,22 @@ Run with ``.venv/bin/python bench/capture.py``. It builds ``bench/fastproxy`` wi
 
 ``modelrollout replay`` (open loop; latency measured from each request's intended send
 time, service time from its actual send) sends the same events at each rate in
-``--rates`` to the Python model server (``python -m modelrollout.modelserver``) along four
+``--rates`` to the Python model server (``python -m modelrollout.modelserver``) along five
 paths:
 
 * ``direct``: straight to the model;
 * ``hop``: through ``bench/fastproxy``, the smallest reverse proxy Go's standard library
   makes. It is the cost of one more process on the request path on this machine,
   whatever that process does;
-* ``forward``: through ``modelrollout capture --sample 0``, which forwards and records
-  nothing;
-* ``capture``: through ``modelrollout capture``, recording every request to a plain file.
+* ``full``: through ``modelrollout capture --no-lean-path``, aiohttp's server and client
+  for every request, recording every request;
+* ``asyncio``: through ``modelrollout capture --event-loop asyncio``, the lean path on
+  Python's own event loop, recording every request;
+* ``capture``: through ``modelrollout capture`` as it ships (the lean path on uvloop),
+  recording every request to a plain file.
+
+Besides latency, each run reads the CPU time (user + system, from ``/proc``) that the
+proxy and the model used, per request answered.
 
 The load generator runs on core 0, the model and the proxies on core 1 (``taskset``; a
 sidecar shares its pod's CPU with the model), all at nice -10 so that the other work of a
@@ -42,6 +48,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -63,13 +70,16 @@ BIN = CACHE / "bench-bin"
 PREDICT = "/v1/models/model:predict"
 START = "<!-- capture benchmark: start -->"
 END = "<!-- capture benchmark: end -->"
-PATHS = ("direct", "hop", "forward", "capture")
+PATHS = ("direct", "hop", "full", "asyncio", "capture")
 PATH_NAMES = {
     "direct": "straight to the model",
     "hop": "through a minimal Go reverse proxy",
-    "forward": "through `capture --sample 0` (forwards only)",
-    "capture": "through `capture` (records every request)",
+    "full": "through `capture --no-lean-path` (aiohttp)",
+    "asyncio": "through `capture --event-loop asyncio` (lean path)",
+    "capture": "through `capture` (lean path, uvloop)",
 }
+PROXY_FLAGS = {"full": ("--no-lean-path",), "asyncio": ("--event-loop", "asyncio"), "capture": ()}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NICE = "-10"
 """Every process of the benchmark runs at this niceness, so that the other work of a shared
 machine takes less of its cores (as a pod's CPU request would ensure)."""
@@ -114,13 +124,20 @@ def wait_http(url: str, child: subprocess.Popen[bytes], timeout: float = 30) -> 
     raise RuntimeError(f"{url} did not answer in time")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (``nice`` and ``taskset`` exec in place,
+    so the pid started is the server's own)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 @contextmanager
-def process(command: list[str], log_path: Path, ready_url: str) -> Iterator[None]:
+def process(command: list[str], log_path: Path, ready_url: str) -> Iterator[int]:
     with log_path.open("wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(ready_url, child)
-        yield
+        yield child.pid
     finally:
         child.send_signal(signal.SIGTERM)
         try:
@@ -131,21 +148,21 @@ def process(command: list[str], log_path: Path, ready_url: str) -> Iterator[None
 
 
 @contextmanager
-def model_server(workdir: Path, cpus: str) -> Iterator[str]:
+def model_server(workdir: Path, cpus: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = pinned(cpus, sys.executable, "-m", "modelrollout.modelserver", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
-    with process(command, workdir / "model.log", f"{base}/healthz"):
-        yield base
+    with process(command, workdir / "model.log", f"{base}/healthz") as pid:
+        yield base, pid
 
 
 @contextmanager
-def hop_proxy(workdir: Path, upstream: str, cpus: str) -> Iterator[str]:
+def hop_proxy(workdir: Path, upstream: str, cpus: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     command = pinned(cpus, fastproxy(), "-upstream", upstream, "-port", str(port))
     base = f"http://127.0.0.1:{port}"
-    with process(command, workdir / "hop.log", f"{base}/healthz"):
-        yield base
+    with process(command, workdir / "hop.log", f"{base}/healthz") as pid:
+        yield base, pid
 
 
 @contextmanager
@@ -158,7 +175,8 @@ def capture_proxy(
     sample: float = 1.0,
     write_delay_ms: float = 0.0,
     queue_records: int = 10_000,
-) -> Iterator[tuple[str, str, Path]]:
+    flags: Sequence[str] = (),
+) -> Iterator[tuple[str, str, Path, int]]:
     port, metrics_port = free_port(), free_port()
     directory = workdir / name
     command = pinned(
@@ -168,11 +186,11 @@ def capture_proxy(
         "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--dir", str(directory),
         "--model-version", "v1", "--track", "stable",
-        "--sample", str(sample), "--queue-records", str(queue_records),
+        "--sample", str(sample), "--queue-records", str(queue_records), *flags,
     )  # fmt: skip
     metrics = f"http://127.0.0.1:{metrics_port}"
-    with process(command, workdir / f"{name}.log", f"{metrics}/healthz"):
-        yield f"http://127.0.0.1:{port}", metrics, directory
+    with process(command, workdir / f"{name}.log", f"{metrics}/healthz") as pid:
+        yield f"http://127.0.0.1:{port}", metrics, directory, pid
 
 
 def write_events(path: Path, n: int = 1000) -> Path:
@@ -209,6 +227,7 @@ def replay(
         "achieved": result["rate"]["achieved"],
         "serviceP50": result["serviceTimeMs"]["p50"],
         "serviceP99": result["serviceTimeMs"]["p99"],
+        "serviceP999": result["serviceTimeMs"]["p999"],
         "latencyP50": result["latencyMs"]["p50"],
         "latencyP99": result["latencyMs"]["p99"],
         "secondP99s": [p["p99Ms"] for p in result["timeline"] if p.get("p99Ms") is not None],
@@ -260,57 +279,149 @@ def count_lines(directory: Path) -> int:
     return total
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of the machine has spent busy so far (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def own_cpu(pids: dict[str, int]) -> float:
+    """CPU seconds used by the benchmark itself: its servers, its finished children (the
+    replays) and this process."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    this = resource.getrusage(resource.RUSAGE_SELF)
+    servers = sum(cpu_seconds(pid) for pid in set(pids.values()))
+    return servers + children.ru_utime + children.ru_stime + this.ru_utime + this.ru_stime
+
+
+def wait_for_quiet(args: argparse.Namespace) -> float:
+    """Wait (at most ``--quiet-wait`` seconds) until other work uses less than
+    ``--max-foreign`` of the machine over one second; the share last seen."""
+    deadline = time.monotonic() + args.quiet_wait
+    cores = os.cpu_count() or 1
+    while True:
+        busy, started = machine_busy(), time.monotonic()
+        time.sleep(1.0)
+        share = (machine_busy() - busy) / ((time.monotonic() - started) * cores)
+        if share < args.max_foreign or time.monotonic() > deadline:
+            return share
+
+
+def run_round(
+    rate: float,
+    i: int,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    events: Path,
+    workdir: Path,
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], float]:
+    """Every path once; and the share of the machine other work used meanwhile."""
+    order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
+    found = {}
+    busy, own, started = machine_busy(), own_cpu(pids), time.monotonic()
+    for path in order:
+        proxy_pid = pids.get(path)
+        cpu_before = (cpu_seconds(pids["model"]), cpu_seconds(proxy_pid or pids["model"]))
+        run = replay(
+            urls[path] + PREDICT,
+            events,
+            workdir,
+            rate=rate,
+            seconds=args.seconds,
+            cpus=args.client_cpus,
+        )
+        answered = max(run["ok"], 1)
+        run["modelCpuMs"] = (cpu_seconds(pids["model"]) - cpu_before[0]) * 1000 / answered
+        run["proxyCpuMs"] = (
+            (cpu_seconds(proxy_pid) - cpu_before[1]) * 1000 / answered
+            if proxy_pid is not None
+            else 0.0
+        )
+        run["load"] = os.getloadavg()[0]
+        found[path] = run
+    foreign = (machine_busy() - busy) - (own_cpu(pids) - own)
+    share = max(foreign, 0.0) / ((time.monotonic() - started) * (os.cpu_count() or 1))
+    return found, share
+
+
 def run_series(
-    urls: dict[str, str], metrics: str, events: Path, workdir: Path, args: argparse.Namespace
+    urls: dict[str, str],
+    pids: dict[str, int],
+    metrics: str,
+    events: Path,
+    workdir: Path,
+    args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """For each rate, rounds over every path, and the capture proxy's own figures."""
+    """For each rate, rounds over every path, and the capture proxy's own figures.
+
+    A round during which other work used more than ``--max-foreign`` of the machine is
+    set aside and run again once the machine is quiet, at most ``--max-rounds`` times in
+    all; the rounds set aside are kept in the results, apart.
+    """
     series = []
     for rate in args.rates:
         before = proxy_metrics(metrics)
-        rounds = []
-        for i in range(args.repeat):
-            order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
-            found = {
-                path: replay(
-                    urls[path] + PREDICT,
-                    events,
-                    workdir,
-                    rate=rate,
-                    seconds=args.seconds,
-                    cpus=args.client_cpus,
-                )
-                for path in order
-            }
-            rounds.append(found)
+        rounds: list[dict[str, Any]] = []
+        disturbed: list[dict[str, Any]] = []
+        shares: list[float] = []
+        attempt = 0
+        while len(rounds) < args.repeat and attempt < args.max_rounds:
+            wait_for_quiet(args)
+            found, share = run_round(rate, attempt, urls, pids, events, workdir, args)
+            attempt += 1
+            kept = share <= args.max_foreign
+            (rounds if kept else disturbed).append(found)
+            if kept:
+                shares.append(share)
             log(
-                f"{rate:g} req/s, round {i + 1}: service p50/p99 ms "
+                f"{rate:g} req/s, round {attempt} ({'kept' if kept else 'set aside'}: other "
+                f"work used {share * 100:.1f} % of the machine): service p50/p99/p99.9 ms, "
+                "proxy CPU ms/req "
                 + ", ".join(
-                    f"{path} {found[path]['serviceP50']:.2f}/{found[path]['serviceP99']:.2f}"
+                    f"{path} {found[path]['serviceP50']:.2f}/{found[path]['serviceP99']:.2f}/"
+                    f"{found[path]['serviceP999']:.2f} {found[path]['proxyCpuMs']:.3f}"
                     for path in PATHS
                 )
             )
+        if not rounds:  # never quiet: report what there is, said as such
+            rounds, disturbed = disturbed, []
         figures = since(before, proxy_metrics(metrics))
-        series.append({"rate": rate, "rounds": rounds, "captureMetrics": figures})
+        series.append(
+            {
+                "rate": rate,
+                "rounds": rounds,
+                "disturbedRounds": disturbed,
+                "foreignShares": shares,
+                "captureMetrics": figures,
+            }
+        )
     return series
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     rate = args.rates[0]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="modelrollout-bench-capture-") as tmp:
         workdir = Path(tmp)
         events = write_events(workdir / "events.jsonl")
-        with model_server(workdir, args.model_cpus) as model, ExitStack() as stack:
-            hop = stack.enter_context(hop_proxy(workdir, model, args.proxy_cpus))
-            forward, _, _ = stack.enter_context(
-                capture_proxy(workdir, model, "forward", args.proxy_cpus, sample=0)
-            )
-            capture, metrics, _ = stack.enter_context(
-                capture_proxy(workdir, model, "capture", args.proxy_cpus)
-            )
-            urls = {"direct": model, "hop": hop, "forward": forward, "capture": capture}
+        with model_server(workdir, args.model_cpus) as (model, model_pid), ExitStack() as stack:
+            hop, hop_pid = stack.enter_context(hop_proxy(workdir, model, args.proxy_cpus))
+            urls = {"direct": model, "hop": hop}
+            pids = {"model": model_pid, "hop": hop_pid}
+            metrics = ""
+            for path, flags in PROXY_FLAGS.items():
+                url, path_metrics, _, pid = stack.enter_context(
+                    capture_proxy(workdir, model, path, args.proxy_cpus, flags=flags)
+                )
+                urls[path], pids[path] = url, pid
+                if path == "capture":
+                    metrics = path_metrics
             for url in urls.values():  # warm up
                 replay(url + PREDICT, events, workdir, rate=rate, seconds=2, cpus="0,1")
-            series = run_series(urls, metrics, events, workdir, args)
+            series = run_series(urls, pids, metrics, events, workdir, args)
             stack.close()
             slow_proxy = capture_proxy(
                 workdir,
@@ -320,7 +431,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 write_delay_ms=args.write_delay_ms,
                 queue_records=args.slow_queue_records,
             )
-            with slow_proxy as (proxy, metrics, directory):
+            with slow_proxy as (proxy, metrics, directory, _):
                 before = proxy_metrics(metrics)
                 slow = {
                     kind: replay(
@@ -340,11 +451,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 f"{slow_metrics['dropped']:.0f} records dropped, "
                 f"{slow_metrics['written']:.0f} written"
             )
+    loads = [run["load"] for entry in series for r in entry["rounds"] for run in r.values()]
     return {
         "machine": machine(),
         "commit": commit(),
         "date": time.strftime("%Y-%m-%d"),
         "load": os.getloadavg()[0],
+        "loadBefore": load_before[0],
+        "loadDuring": {"min": min(loads), "median": _median(loads), "max": max(loads)},
         "seconds": args.seconds,
         "repeat": args.repeat,
         "cpus": {"client": args.client_cpus, "model": args.model_cpus, "proxy": args.proxy_cpus},
@@ -391,12 +505,20 @@ def _median(values: list[float]) -> float:
 def path_summary(rounds: list[dict[str, Any]], path: str, base: str = "direct") -> dict[str, float]:
     """Medians over the rounds of one path, and of its difference from ``base``."""
     runs = [r[path] for r in rounds]
+
+    def added(key: str) -> float:
+        return _median([r[path][key] - r[base][key] for r in rounds])
+
     return {
         "p50": _median([run["serviceP50"] for run in runs]),
         "p99": _median([run["serviceP99"] for run in runs]),
-        "added50": _median([r[path]["serviceP50"] - r[base]["serviceP50"] for r in rounds]),
-        "added99": _median([r[path]["serviceP99"] - r[base]["serviceP99"] for r in rounds]),
+        "p999": _median([run["serviceP999"] for run in runs]),
+        "added50": added("serviceP50"),
+        "added99": added("serviceP99"),
+        "added999": added("serviceP999"),
         "secondP99": _median([v for run in runs for v in run["secondP99s"]]),
+        "proxyCpu": _median([run.get("proxyCpuMs", float("nan")) for run in runs]),
+        "modelCpu": _median([run.get("modelCpuMs", float("nan")) for run in runs]),
         "failed": float(sum(run["failed"] for run in runs)),
         "sent": float(sum(run["scheduled"] for run in runs)),
     }
@@ -404,23 +526,32 @@ def path_summary(rounds: list[dict[str, Any]], path: str, base: str = "direct") 
 
 def series_markdown(entry: dict[str, Any]) -> list[str]:
     rounds = entry["rounds"]
+    disturbed = len(entry.get("disturbedRounds", []))
+    shares = entry.get("foreignShares") or [float("nan")]
     lines = [
         f"### {entry['rate']:g} requests per second, {len(rounds)} rounds",
         "",
-        "| path | p50 ms | p99 ms | added p50 ms | added p99 ms | per-second p99, median ms "
-        "| failed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"Rounds kept: {len(rounds)}, during which other work used at most "
+        f"{max(shares) * 100:.1f} % of the machine's CPU; {disturbed} more rounds were set "
+        "aside because other work used more.",
+        "",
+        "| path | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms "
+        "| per-second p99, median ms | proxy CPU ms/request | model CPU ms/request | failed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for path in PATHS:
         f = path_summary(rounds, path)
-        added = "" if path == "direct" else f"{f['added50']:+.3f}"
-        added99 = "" if path == "direct" else f"{f['added99']:+.3f}"
+        added = ["", "", ""] if path == "direct" else [
+            f"{f['added50']:+.3f}", f"{f['added99']:+.3f}", f"{f['added999']:+.3f}"
+        ]  # fmt: skip
+        cpu = "" if path == "direct" else f"{f['proxyCpu']:.3f}"
         lines.append(
-            f"| {PATH_NAMES[path]} | {f['p50']:.3f} | {f['p99']:.3f} | {added} | {added99} | "
-            f"{f['secondP99']:.3f} | {f['failed']:.0f} of {f['sent']:.0f} |"
+            f"| {PATH_NAMES[path]} | {f['p50']:.3f} | {f['p99']:.3f} | {f['p999']:.3f} | "
+            f"{' | '.join(added)} | {f['secondP99']:.3f} | {cpu} | {f['modelCpu']:.3f} | "
+            f"{f['failed']:.0f} of {f['sent']:.0f} |"
         )
     capture = path_summary(rounds, "capture")
-    recording = path_summary(rounds, "capture", base="forward")
+    full = path_summary(rounds, "full")
     pm = entry["captureMetrics"]
     within = ", ".join(
         f"{share * 100:.2f} % within {le}" for le, share in pm["addedWithin"].items()
@@ -428,13 +559,13 @@ def series_markdown(entry: dict[str, Any]) -> list[str]:
     met = capture["added99"] <= 1.0 and capture["failed"] == 0
     lines += [
         "",
-        f"- **Capture adds {capture['added50']:+.3f} ms at p50 and {capture['added99']:+.3f} ms "
-        f"at p99; {capture['failed']:.0f} requests failed through it** (target: p99 added "
-        f"≤ 1 ms and none failed: {'met' if met else 'not met'}).",
-        f"- Recording itself, capture over `--sample 0` on the same rounds: "
-        f"{recording['added50']:+.3f} ms at p50, {recording['added99']:+.3f} ms at p99.",
+        f"- **Capture adds {capture['added50']:+.3f} ms at p50, {capture['added99']:+.3f} ms "
+        f"at p99 and {capture['added999']:+.3f} ms at p99.9; {capture['failed']:.0f} requests "
+        f"failed through it** (target: p99 added ≤ 1 ms and none failed: "
+        f"{'met' if met else 'not met'}). The full (aiohttp) path on the same rounds: "
+        f"{full['added50']:+.3f} ms at p50, {full['added99']:+.3f} ms at p99.",
         f"- The proxy's own histogram of the time it adds (its handling of a request minus "
-        f"the wait for the model; not the HTTP parsing and writing around it): mean "
+        f"the wait for the model; not the reading and writing of sockets around it): mean "
         f"{pm['addedMeanMs']:.3f} ms; {within}.",
         f"- Records: {pm['written']:.0f} of {pm['requests']:.0f} requests written, "
         f"{pm['dropped']:.0f} dropped.",
@@ -445,28 +576,34 @@ def series_markdown(entry: dict[str, Any]) -> list[str]:
 
 def markdown(data: dict[str, Any]) -> str:
     cpus = data["cpus"]
+    during = data.get("loadDuring")
+    load = (
+        f"load average {data.get('loadBefore', data['load']):.2f} before the run, "
+        f"{during['min']:.2f} to {during['max']:.2f} (median {during['median']:.2f}) during it"
+        if during
+        else f"load average {data['load']:.1f} at the end of the run"
+    )
     lines = [
         "# Capture proxy overhead",
         "",
         f"Measured by `bench/capture.py` on {data['machine']}, {data['date']}, at commit "
-        f"{data.get('commit', 'unknown')}. "
+        f"{data.get('commit', 'unknown')}; {load}. "
         f"`modelrollout replay` sends open loop for {data['seconds']:g} s per run from core "
         f"{cpus['client']} to the Python model server on core {cpus['model']}, straight or "
         f"through a proxy on core {cpus['proxy']} (a sidecar shares its pod's CPU with the "
         f"model), all at nice {NICE}. The paths: straight; through the smallest reverse "
         "proxy Go's standard library makes (`bench/fastproxy`), which is what one more "
-        "process on the request path costs on this machine whatever it does; through "
-        "`modelrollout capture --sample 0`, which forwards and records nothing; and through "
-        "`modelrollout capture` recording every request to a plain file. Each round runs "
-        "every path once, in a rotating order; the figures are medians over the rounds, "
-        "added latency is the difference from the straight run of the same round, and "
-        "times are service times measured by the replay from each request's actual send. "
-        f"The machine is shared with other work (load average {data['load']:.1f} at the "
-        "end of the run) that takes the cores for milliseconds now and then; a single such "
-        "stall moves a run's p99, and the per-second p99 median is what it moves least. On "
-        "this virtual machine waking a sleeping process costs a few hundred microseconds, "
-        "and any proxy adds two wake-ups to every request (when the request arrives, and "
-        "when the model's answer does): the Go proxy's row is that floor.",
+        "process on the request path costs on this machine whatever it does; and through "
+        "`modelrollout capture` recording every request to a plain file, three ways: with "
+        "`--no-lean-path` (aiohttp's server and client for every request), on the lean path "
+        "with Python's own event loop (`--event-loop asyncio`), and as it ships (the lean "
+        "path on uvloop). Each round runs every path once, in a rotating order; the figures "
+        "are medians over the rounds, added latency is the difference from the straight run "
+        "of the same round, and times are service times measured by the replay from each "
+        "request's actual send. CPU is the user and system time the proxy (and the model) "
+        "used during a run, per request answered. The machine is shared with other work "
+        "that takes the cores for milliseconds now and then; a single such stall moves a "
+        "run's p99, and the per-second p99 median is what it moves least.",
         "",
     ]
     for entry in data["series"]:
@@ -551,6 +688,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each run")
     parser.add_argument("--repeat", type=int, default=4, help="rounds over every path")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.05,
+        help="a round during which other work used more than this share of the machine's "
+        "CPU is set aside and run again (default 0.05)",
+    )
+    parser.add_argument(
+        "--max-rounds", type=int, default=12, help="most rounds run per rate, kept or not"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="most seconds to wait for a quiet machine before a round",
+    )
     parser.add_argument("--write-delay-ms", type=float, default=200.0, help="slow-disk delay")
     parser.add_argument("--slow-queue-records", type=int, default=1000)
     parser.add_argument("--client-cpus", default="0", help="cores of the replay")

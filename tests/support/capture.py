@@ -42,9 +42,11 @@ async def start_proxy(
     files: CaptureFiles | None = None,
     upstream_timeout: float = 30.0,
     shutdown_timeout: float = 10.0,
+    lean: bool = True,
     **options: Any,
 ) -> AsyncIterator[RunningCapture]:
-    """A proxy on 127.0.0.1 (free ports), version v1 on the stable track."""
+    """A proxy on 127.0.0.1 (free ports), version v1 on the stable track; ``lean=False``
+    serves everything on the full (aiohttp) path."""
     settings = ProxySettings(
         directory=directory,
         listen="127.0.0.1:0",
@@ -54,6 +56,7 @@ async def start_proxy(
         context=RecordContext(version="v1", track="stable"),
         upstream_timeout=upstream_timeout,
         shutdown_timeout=shutdown_timeout,
+        lean=lean,
     )
     async with _running_capture(settings, CaptureOptions(**options), files=files) as running:
         yield running
@@ -104,7 +107,8 @@ class EchoUpstream:
         self.peers: list[object] = []
         self.status = 200
         self.headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
-        self.body = b'{"predictions":[0.5]}'
+        self.body: bytes | None = b'{"predictions":[0.5]}'
+        """The answer's body; ``None`` answers with the request's own body."""
         self.hold = False
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()
@@ -119,7 +123,8 @@ class EchoUpstream:
         self.arrived.set()
         if self.hold:
             await self.release.wait()
-        response = web.Response(body=self.body, status=self.status)
+        answer = body if self.body is None else self.body
+        response = web.Response(body=answer, status=self.status)
         for name, value in self.headers:
             response.headers.add(name, value)
         return response
@@ -150,3 +155,105 @@ class GatedFiles(CaptureFiles):
         if not self.gate.wait(timeout=60):
             raise AssertionError("the gate of GatedFiles was never opened")
         super().write(lines)
+
+
+class RawUpstream:
+    """A model that answers with exactly the bytes it is told, for answers no framework
+    would write: chunked, interim 1xx, cut short, not HTTP at all.
+
+    Each request (head and ``Content-Length`` body) is kept in ``requests``; the answer is
+    the next of ``answers`` (the last one again when they run out). An answer of ``None``
+    closes the connection without a word; ``close_after`` closes it after each answer.
+    """
+
+    def __init__(self, *answers: bytes | None, close_after: bool = False) -> None:
+        self.answers = list(answers)
+        self.close_after = close_after
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.connections = 0
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> RawUpstream:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def _next_answer(self) -> bytes | None:
+        index = min(len(self.requests), len(self.answers)) - 1
+        return self.answers[index]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
+                self.requests.append((head, body))
+                answer = self._next_answer()
+                if answer is None:
+                    return
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after:
+                    return
+        finally:
+            writer.close()
+
+
+async def raw_exchange(url: str, data: bytes, answers: int) -> tuple[list[RawAnswer], bytes]:
+    """Send ``data`` as it is on one connection, and read ``answers`` answers framed by
+    ``Content-Length``; also what follows them until the proxy closes (or 0.2 s passes)."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data)
+        found = [await read_answer(reader) for _ in range(answers)]
+        try:
+            rest = await asyncio.wait_for(reader.read(), 0.2)
+        except TimeoutError:
+            rest = b"(open)"
+        return found, rest
+    finally:
+        writer.close()
+
+
+class RawAnswer:
+    """An answer as it came: status line, header lines and body."""
+
+    def __init__(self, status_line: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_line = status_line
+        self.status = int(status_line.split(" ")[1])
+        self.headers = headers
+        self.body = body
+
+    def get(self, name: str) -> str | None:
+        values = self.getall(name)
+        return values[0] if values else None
+
+    def getall(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+async def read_answer(reader: asyncio.StreamReader) -> RawAnswer:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head[:-4].split("\r\n")
+    headers = [(k, v.strip()) for k, _, v in (line.partition(":") for line in lines)]
+    answer = RawAnswer(status_line, headers, b"")
+    length = answer.get("Content-Length")
+    if length is not None:
+        answer.body = await reader.readexactly(int(length))
+    return answer

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from pydantic import ValidationError
 from yarl import URL
 
@@ -61,6 +63,7 @@ TRACK_ENV = "MODELROLLOUT_TRACK"
 TRACKS: tuple[Track, ...] = ("stable", "candidate")
 OFF = "off"
 SWITCH_INTERVAL = 0.0005
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 DESCRIPTION = """\
 Run a reverse proxy in front of a model server that returns every answer unchanged and
@@ -266,6 +269,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often the labels are read again (default 10s)",
     )
 
+    serving = parser.add_argument_group("how requests are served")
+    serving.add_argument(
+        "--no-lean-path",
+        dest="lean_path",
+        action="store_false",
+        help="serve every request with aiohttp's server and client, instead of only those "
+        "the lean path hands over (chunked uploads, Upgrade, Expect); slower",
+    )
+    serving.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default=EVENT_LOOPS[0],
+        help="the asyncio event loop: uvloop (libuv), or Python's own (default %(default)s)",
+    )
+
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--queue-records",
@@ -411,6 +429,7 @@ def build_settings(args: argparse.Namespace) -> ProxySettings:
         shutdown_timeout=args.shutdown_timeout,
         window=window,
         labels=follower,
+        lean=args.lean_path,
     )
 
 
@@ -448,6 +467,10 @@ async def _serve(settings: ProxySettings, options: CaptureOptions) -> None:
             _say(
                 f"{running.url} -> {settings.upstream}, recording to {settings.directory}{metrics}"
             )
+            # What start-up made lives as long as the process: out of the collector's sight,
+            # a full collection no longer walks it (a pause of milliseconds otherwise).
+            gc.collect()
+            gc.freeze()
             await stop.wait()
             _say("stopping: finishing requests in flight and queued records")
         _say(f"stopped: {_summary(running)}")
@@ -469,8 +492,10 @@ def run(args: argparse.Namespace) -> int:
     # want the interpreter lock, the loop waits at most this long (the default is 5 ms).
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    loop_factory = uvloop.new_event_loop if args.event_loop == "uvloop" else None
     try:
-        asyncio.run(_serve(settings, options))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(settings, options))
     except DirectoryError as error:
         _say(f"--dir: {error}")
         return EXIT_RUN_ERROR

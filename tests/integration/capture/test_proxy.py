@@ -35,10 +35,11 @@ def _comparable(headers: CIMultiDict[str]) -> list[tuple[str, str]]:
     return sorted((k.lower(), v) for k, v in headers.items() if k.lower() not in IGNORED)
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "full"])
 async def test_answers_are_unchanged(
-    tmp_path: Path, model: ModelServer, http: aiohttp.ClientSession
+    tmp_path: Path, model: ModelServer, http: aiohttp.ClientSession, lean: bool
 ):
-    async with start_proxy(tmp_path, model.url) as proxy:
+    async with start_proxy(tmp_path, model.url, lean=lean) as proxy:
         for method, path, body, content_type in REQUESTS:
             headers = {"Content-Type": content_type} if content_type else {}
             direct = await call(http, model.url + path, method=method, body=body, headers=headers)
@@ -106,11 +107,12 @@ async def test_the_id_header_can_be_renamed(
     assert lines(tmp_path)[0]["inferenceId"] == "r-1"
 
 
-async def test_what_the_model_receives(tmp_path: Path, echo: EchoUpstream):
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "full"])
+async def test_what_the_model_receives(tmp_path: Path, echo: EchoUpstream, lean: bool):
     bare = ("Accept", "Accept-Encoding", "User-Agent")
     async with (
         aiohttp.ClientSession(skip_auto_headers=bare) as session,
-        start_proxy(tmp_path, echo.url) as proxy,
+        start_proxy(tmp_path, echo.url, lean=lean) as proxy,
     ):
         await call(
             session,
@@ -137,8 +139,9 @@ async def test_what_the_model_receives(tmp_path: Path, echo: EchoUpstream):
         assert absent not in headers, absent
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "full"])
 async def test_what_the_client_receives(
-    tmp_path: Path, echo: EchoUpstream, http: aiohttp.ClientSession
+    tmp_path: Path, echo: EchoUpstream, http: aiohttp.ClientSession, lean: bool
 ):
     compressed = gzip.compress(b'{"predictions": [0.25]}')
     echo.status = 201
@@ -151,7 +154,7 @@ async def test_what_the_client_receives(
         ("X-Model", "fraud"),
         ("Keep-Alive", "timeout=99"),
     ]
-    async with start_proxy(tmp_path, echo.url) as proxy:
+    async with start_proxy(tmp_path, echo.url, lean=lean) as proxy:
         status, headers, body = await call(http, proxy.url + PREDICT, payload={})
     assert (status, body) == (201, compressed)
     assert headers["Content-Encoding"] == "gzip"

@@ -228,3 +228,23 @@ def test_the_encoder_formats_times_like_format_timestamp():
     for epoch in [*epochs, 0.0, 0.9999995, 1764590400.9999996]:
         line = encoder.encode(replace(BASE, received_at=epoch))
         assert json.loads(line)["timestamp"] == format_timestamp(epoch), epoch
+
+
+@pytest.mark.parametrize(
+    "exchange",
+    [
+        *REPLAYABLE,
+        replace(BASE, response_body=b"text answer", response_content_type="text/plain"),
+        replace(BASE, response_body=b"", status=204),
+        replace(BASE, path="relative"),
+        replace(BASE, request_headers=(("X-A", "1"), ("X-A", "2"), ("X-B", "3"))),
+        replace(BASE, latency_seconds=0.0000004),
+    ],
+)
+@pytest.mark.parametrize("context", [CONTEXT, RecordContext()], ids=["tagged", "untagged"])
+def test_the_event_beside_the_line_is_what_the_line_reads_back_as(
+    exchange: Exchange, context: RecordContext
+):
+    line, event = RecordEncoder(context).encode_event(exchange)
+    assert event == json.loads(line)
+    assert list(event) == list(json.loads(line))

@@ -44,6 +44,8 @@ SKIP_METHOD = "method"
 SKIP_BINARY_BODY = "binary_body"
 SKIP_BODY_TOO_LARGE = "body_too_large"
 """Not decided here: the proxy answers 413 and has no body to record."""
+SKIP_MALFORMED = "malformed_request"
+"""Not decided here: the proxy could not read the request, answered 400 and closed."""
 
 
 class Unrecordable(ValueError):
@@ -119,8 +121,11 @@ def is_json_type(content_type: str | None) -> bool:
     return media in ("", "application/json") or media.endswith("+json")
 
 
-def json_text(body: bytes, content_type: str | None) -> str | None:
-    """The body as one line of JSON text, when it is JSON; otherwise ``None``."""
+_Member = tuple[str, str, Any]
+"""A member of a record: its key, its JSON text, and the value that text stands for."""
+
+
+def _json(body: bytes, content_type: str | None) -> tuple[str, Any] | None:
     if not body or not is_json_type(content_type):
         return None
     try:
@@ -129,56 +134,67 @@ def json_text(body: bytes, content_type: str | None) -> str | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if "\n" in text or "\r" in text:
-        return _compact(value)
-    return text.strip()
+        return _compact(value), value
+    return text.strip(), value
+
+
+def json_text(body: bytes, content_type: str | None) -> str | None:
+    """The body as one line of JSON text, when it is JSON; otherwise ``None``."""
+    found = _json(body, content_type)
+    return None if found is None else found[0]
+
+
+def _text(key: str, value: str) -> _Member:
+    return key, json.dumps(value), value
 
 
 def _body_members(
-    body: bytes, content_type: str | None, *, binary: Callable[[bytes], list[tuple[str, str]]]
-) -> list[tuple[str, str]]:
-    raw = json_text(body, content_type)
-    if raw is not None:
-        return [("payload", raw)]
+    body: bytes, content_type: str | None, *, binary: Callable[[bytes], list[_Member]]
+) -> list[_Member]:
+    found = _json(body, content_type)
+    if found is not None:
+        return [("payload", *found)]
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return binary(body)
-    members = [("body", json.dumps(text))]
+    members = [_text("body", text)]
     if content_type:
-        members.append(("contentType", json.dumps(content_type)))
+        members.append(_text("contentType", content_type))
     return members
 
 
-def _unrecordable_body(body: bytes) -> list[tuple[str, str]]:
+def _unrecordable_body(body: bytes) -> list[_Member]:
     raise Unrecordable(SKIP_BINARY_BODY, f"a {len(body)}-byte request body is not UTF-8 text")
 
 
-def _object(members: list[tuple[str, str]]) -> str:
-    return "{" + ",".join(f'"{key}":{value}' for key, value in members) + "}"
+def _object(members: list[_Member]) -> _Member:
+    text = "{" + ",".join(f'"{key}":{value}' for key, value, _ in members) + "}"
+    return "", text, {key: value for key, _, value in members}
 
 
-def _response(exchange: Exchange) -> str:
-    members = [("status", str(exchange.status))]
+def _response(exchange: Exchange) -> _Member:
+    members: list[_Member] = [("status", str(exchange.status), exchange.status)]
     if exchange.response_body:
         content_type = exchange.response_content_type
 
-        def as_base64(body: bytes) -> list[tuple[str, str]]:
-            found = [("bodyBase64", json.dumps(base64.b64encode(body).decode("ascii")))]
+        def as_base64(body: bytes) -> list[_Member]:
+            found = [_text("bodyBase64", base64.b64encode(body).decode("ascii"))]
             if content_type:
-                found.append(("contentType", json.dumps(content_type)))
+                found.append(_text("contentType", content_type))
             return found
 
         members += _body_members(exchange.response_body, content_type, binary=as_base64)
     if exchange.error is not None:
-        members.append(("error", json.dumps(exchange.error)))
+        members.append(_text("error", exchange.error))
     return _object(members)
 
 
-def _headers(pairs: tuple[tuple[str, str], ...]) -> str:
+def _headers(pairs: tuple[tuple[str, str], ...]) -> _Member:
     joined: dict[str, str] = {}
     for name, value in pairs:
         joined[name] = f"{joined[name]}, {value}" if name in joined else value
-    return _compact(joined)
+    return "headers", _compact(joined), joined
 
 
 class RecordEncoder:
@@ -192,6 +208,7 @@ class RecordEncoder:
             if value is not None
         ]
         self._tags = "".join(f',"{key}":{json.dumps(value)}' for key, value in tags)
+        self._tag_values = {key: value for key, value in tags if value is not None}
         self._second = -1
         self._second_text = ""
 
@@ -208,32 +225,50 @@ class RecordEncoder:
 
         Raises :class:`Unrecordable` when the request could not be replayed.
         """
+        return self.encode_event(exchange)[0]
+
+    def encode_event(self, exchange: Exchange) -> tuple[bytes, dict[str, Any]]:
+        """The dataset line of an exchange, and the event it reads back as.
+
+        The event equals ``json.loads(line)``, built from the values the encoding parsed
+        anyway, so a reader in the same process (the live window) does not parse the line
+        again. Raises :class:`Unrecordable` when the request could not be replayed.
+        """
         method = exchange.method.upper()
         if method not in ALLOWED_METHODS:
             raise Unrecordable(SKIP_METHOD, f"{method} requests are not replayed")
+        timestamp = self._timestamp(exchange.received_at)
+        event: dict[str, Any] = {"timestamp": timestamp, "inferenceId": exchange.inference_id}
+        event.update(self._tag_values)
+        event["method"] = method
         parts = [
-            f'{{"timestamp":"{self._timestamp(exchange.received_at)}"',
+            f'{{"timestamp":"{timestamp}"',
             f',"inferenceId":{json.dumps(exchange.inference_id)}',
             self._tags,
             f',"method":{json.dumps(method)}',
         ]
         if exchange.path.startswith("/"):
             parts.append(f',"path":{json.dumps(exchange.path)}')
+            event["path"] = exchange.path
         if exchange.request_body:
             members = _body_members(
                 exchange.request_body, exchange.request_content_type, binary=_unrecordable_body
             )
         else:
-            members = [("body", '""')]
+            members = [("body", '""', "")]
             if exchange.request_content_type:
-                members.append(("contentType", json.dumps(exchange.request_content_type)))
+                members.append(_text("contentType", exchange.request_content_type))
         if exchange.request_headers:
-            members.append(("headers", _headers(exchange.request_headers)))
-        members.append(("response", _response(exchange)))
-        members.append(("latencyMs", f"{exchange.latency_seconds * 1000:.3f}"))
-        parts += [f',"{key}":{value}' for key, value in members]
+            members.append(_headers(exchange.request_headers))
+        members.append(("response", *_response(exchange)[1:]))
+        latency = f"{exchange.latency_seconds * 1000:.3f}"
+        members.append(("latencyMs", latency, float(latency)))
+        for key, text, value in members:
+            parts.append(f',"{key}":{text}')
+            event[key] = value
         parts.append(f',"attributes":{{"status":"{exchange.status}"{self._tags}}}}}\n')
-        return "".join(parts).encode("utf-8")
+        event["attributes"] = {"status": str(exchange.status), **self._tag_values}
+        return "".join(parts).encode("utf-8"), event
 
 
 def encode_record(exchange: Exchange, context: RecordContext) -> bytes:

@@ -17,7 +17,11 @@ Every request is accounted for exactly once among the record counters::
     shutdown timeout ran out).
 ``modelrollout_capture_records_skipped_total{reason}``
     Requests not recorded because a replay could not send them again (``method``,
-    ``binary_body``) or because the proxy refused them (``body_too_large``).
+    ``binary_body``) or because the proxy refused them (``body_too_large``, and
+    ``malformed_request`` for a request it could not read, answered 400).
+``modelrollout_capture_full_path_connections_total{reason}``
+    Client connections the lean path handed to the full HTTP server, by why
+    (``transfer-encoding``, ``upgrade``, ``expect``, ``target``).
 ``modelrollout_capture_records_sampled_out_total``
     Requests left out by ``--sample``.
 ``modelrollout_capture_bytes_written_total``
@@ -56,7 +60,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from modelrollout.core.capture import backlog, record, rotation
+from modelrollout.core.capture import backlog, http1, record, rotation
 
 # No `*_created` series: they double the output and nobody here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -82,7 +86,18 @@ DROP_REASONS = (
     backlog.DROP_WRITE_ERROR,
     backlog.DROP_SHUTDOWN,
 )
-SKIP_REASONS = (record.SKIP_METHOD, record.SKIP_BINARY_BODY, record.SKIP_BODY_TOO_LARGE)
+SKIP_REASONS = (
+    record.SKIP_METHOD,
+    record.SKIP_BINARY_BODY,
+    record.SKIP_BODY_TOO_LARGE,
+    record.SKIP_MALFORMED,
+)
+FULL_PATH_REASONS = (
+    http1.FALLBACK_TRANSFER_ENCODING,
+    http1.FALLBACK_UPGRADE,
+    http1.FALLBACK_EXPECT,
+    http1.FALLBACK_TARGET,
+)
 ROTATE_REASONS = (
     rotation.ROTATE_SIZE,
     rotation.ROTATE_AGE,
@@ -164,6 +179,12 @@ class CaptureMetrics:
             buckets=UPSTREAM_BUCKETS,
             registry=r,
         )
+        self.full_path = Counter(
+            "modelrollout_capture_full_path_connections",
+            "Client connections the lean path handed to the full HTTP server, by reason.",
+            ["reason"],
+            registry=r,
+        )
         info = Gauge(
             "modelrollout_capture_info",
             "This proxy's model version and track.",
@@ -179,6 +200,8 @@ class CaptureMetrics:
             self.skipped.labels(reason)
         for reason in ROTATE_REASONS:
             self.rotated.labels(reason)
+        for reason in FULL_PATH_REASONS:
+            self.full_path.labels(reason)
         self._codes: dict[int, Counter] = {}
 
     def answered(self, status: int) -> None:

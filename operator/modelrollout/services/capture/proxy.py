@@ -1,5 +1,10 @@
 """The reverse proxy: forward each request to the model, answer with the model's answer.
 
+This is the full path, on aiohttp's server and client: it serves what the lean path
+(:mod:`.lean`) hands over, or everything with ``--no-lean-path``. Both paths share the
+inference id, the accounting (:meth:`CaptureProxy.account`) and the errors
+(:meth:`CaptureProxy.failure`) defined here, so they answer and record alike.
+
 The client must not be able to tell the proxy is there, except for one header: the
 status, reason, headers and body of the model's answer are returned as they came (hop-by-
 hop headers such as ``Connection`` and ``Transfer-Encoding`` belong to each connection
@@ -85,7 +90,7 @@ def _copy_headers(headers: CIMultiDictProxy[str], dropped: tuple[str, ...]) -> C
     return copied
 
 
-def _error_body(kind: str, detail: str) -> bytes:
+def error_body(kind: str, detail: str) -> bytes:
     return json.dumps({"error": f"capture proxy: {kind}: {detail}"}).encode()
 
 
@@ -139,22 +144,38 @@ class CaptureProxy:
             await self._session.close()
             self._session = None
 
+    def choose_id(self, incoming: str | None) -> str:
+        """The request's inference id: the client's when usable, else a new one."""
+        if incoming is not None and ids.acceptable(incoming):
+            return incoming
+        return ids.from_random(self._random.getrandbits(128).to_bytes(16, "big"))
+
+    def account(
+        self,
+        exchange: Exchange,
+        *,
+        started: float,
+        upstream_seconds: float,
+    ) -> None:
+        """Offer an answered exchange to the writer, and count it; never waits."""
+        if self.sampler.keep(exchange.inference_id):
+            self.writer.offer(exchange)
+        else:
+            self.metrics.sampled_out.inc()
+        self.metrics.answered(exchange.status)
+        self.metrics.upstream_latency.observe(upstream_seconds)
+        self.metrics.added_latency.observe(time.perf_counter() - started - upstream_seconds)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         received_at = time.time()
-        incoming = request.headers.get(self.id_header)
-        if incoming is not None and ids.acceptable(incoming):
-            inference_id = incoming
-        else:
-            inference_id = ids.from_random(self._random.getrandbits(128).to_bytes(16, "big"))
+        inference_id = self.choose_id(request.headers.get(self.id_header))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge as refused:
-            self._errors["request_too_large"].inc()
-            self.metrics.skipped.labels(SKIP_BODY_TOO_LARGE).inc()
-            self.metrics.answered(413)
+            self.refused_too_large()
             return web.Response(
-                body=_error_body("request_too_large", refused.text or "request body too large"),
+                body=error_body("request_too_large", refused.text or "request body too large"),
                 status=413,
                 content_type="application/json",
                 headers={self.id_header: inference_id},
@@ -165,38 +186,40 @@ class CaptureProxy:
         try:
             answer = await self._forward(request, body, forwarded)
         except TimeoutError:
-            answer = self._failure("timeout", f"no answer within {self.upstream_timeout:g}s")
+            answer = self.failure("timeout", f"no answer within {self.upstream_timeout:g}s")
         except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as failure:
-            answer = self._failure("invalid_response", str(failure) or type(failure).__name__)
+            answer = self.failure("invalid_response", str(failure) or type(failure).__name__)
         except (aiohttp.ClientError, OSError) as failure:
-            answer = self._failure("connection", str(failure) or type(failure).__name__)
+            answer = self.failure("connection", str(failure) or type(failure).__name__)
         upstream_seconds = time.perf_counter() - upstream_started
         status, reason, headers, payload, error = answer
         headers[self.id_header] = inference_id
         response = web.Response(body=payload, status=status, reason=reason, headers=headers)
-        if self.sampler.keep(inference_id):
-            self.writer.offer(
-                Exchange(
-                    inference_id=inference_id,
-                    received_at=received_at,
-                    method=request.method,
-                    path=request.raw_path,
-                    request_body=body,
-                    request_content_type=request.headers.get("Content-Type"),
-                    status=status,
-                    response_body=payload,
-                    response_content_type=headers.get("Content-Type"),
-                    latency_seconds=upstream_seconds,
-                    request_headers=self._recorded(request.headers),
-                    error=error,
-                )
-            )
-        else:
-            self.metrics.sampled_out.inc()
-        self.metrics.answered(status)
-        self.metrics.upstream_latency.observe(upstream_seconds)
-        self.metrics.added_latency.observe(time.perf_counter() - started - upstream_seconds)
+        self.account(
+            Exchange(
+                inference_id=inference_id,
+                received_at=received_at,
+                method=request.method,
+                path=request.raw_path,
+                request_body=body,
+                request_content_type=request.headers.get("Content-Type"),
+                status=status,
+                response_body=payload,
+                response_content_type=headers.get("Content-Type"),
+                latency_seconds=upstream_seconds,
+                request_headers=self._recorded(request.headers),
+                error=error,
+            ),
+            started=started,
+            upstream_seconds=upstream_seconds,
+        )
         return response
+
+    def refused_too_large(self) -> None:
+        """Count a request refused with 413 for its body's size."""
+        self._errors["request_too_large"].inc()
+        self.metrics.skipped.labels(SKIP_BODY_TOO_LARGE).inc()
+        self.metrics.answered(413)
 
     async def _forward(
         self, request: web.Request, body: bytes, headers: CIMultiDict[str]
@@ -217,10 +240,11 @@ class CaptureProxy:
             headers = _copy_headers(answer.headers, dropped)
             return answer.status, answer.reason, headers, payload, None
 
-    def _failure(self, kind: str, detail: str) -> _Answer:
+    def failure(self, kind: str, detail: str) -> _Answer:
+        """The proxy's own answer when the model gave none, counted by ``kind``."""
         self._errors[kind].inc()
         headers = CIMultiDict({"Content-Type": "application/json"})
-        return ERROR_STATUS[kind], None, headers, _error_body(kind, detail), kind
+        return ERROR_STATUS[kind], None, headers, error_body(kind, detail), kind
 
     def _recorded(self, headers: CIMultiDictProxy[str]) -> tuple[tuple[str, str], ...]:
         if not self.record_headers:

@@ -4,6 +4,10 @@
 metrics and writer), which is how tests and benchmarks run a proxy inside their own
 event loop. The command (``modelrollout capture``) runs the same context until SIGTERM.
 
+The listening socket belongs to the lean path (:mod:`.lean`), which serves the common
+exchange itself and hands any other connection to the aiohttp server of the full path
+(:mod:`.proxy`); with ``lean=False`` (``--no-lean-path``) aiohttp listens and serves all.
+
 Stopping is the reverse of starting, and loses nothing that was accepted: the listening
 socket closes first, requests in flight are finished (for at most the shutdown timeout)
 and answered, then the writer writes everything queued, closes the open file and renames
@@ -26,6 +30,7 @@ from modelrollout.core.capture.options import CaptureOptions, parse_listen
 from modelrollout.core.capture.record import RecordContext
 from modelrollout.core.capture.sampling import Sampler
 from modelrollout.services.capture.files import CaptureFiles
+from modelrollout.services.capture.lean import LeanServer
 from modelrollout.services.capture.metrics import CaptureMetrics
 from modelrollout.services.capture.proxy import CaptureProxy
 from modelrollout.services.capture.writer import CaptureWriter
@@ -60,6 +65,9 @@ class ProxySettings:
     """The live window served on the metrics port at /monitoring/window, when set."""
     labels: LabelsFollower | None = None
     """Delayed labels joined into the window, when set."""
+    lean: bool = True
+    """Serve the common exchange on the lean path (:mod:`.lean`); aiohttp serves the rest.
+    False: aiohttp serves everything."""
 
 
 @dataclass
@@ -79,7 +87,19 @@ async def _listen(runner: web.BaseRunner, address: str, flag: str) -> str:
         await site.start()
     except OSError as error:
         raise ListenError(flag, f"cannot listen on {address}: {error.strerror or error}") from None
-    bound = runner.addresses[-1][1]
+    return _url(host, runner.addresses[-1][1])
+
+
+async def _listen_lean(server: LeanServer, address: str, flag: str) -> str:
+    host, port = parse_listen(address)
+    try:
+        bound = await server.listen(host, port)
+    except OSError as error:
+        raise ListenError(flag, f"cannot listen on {address}: {error.strerror or error}") from None
+    return _url(host, bound[-1][1])
+
+
+def _url(host: str | None, bound: int) -> str:
     shown = host if host is not None else "127.0.0.1"
     if ":" in shown:
         shown = f"[{shown}]"
@@ -139,7 +159,7 @@ async def running_capture(
         limits=BacklogLimits(options.queue_records, options.queue_bytes_limit),
         flush_interval=options.flush_seconds,
         metrics=metrics,
-        observer=settings.window.observe if settings.window is not None else None,
+        observer=settings.window.observe_event if settings.window is not None else None,
     )
     proxy = CaptureProxy(
         settings.upstream,
@@ -174,7 +194,12 @@ async def running_capture(
         stack.push_async_callback(proxy.close)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        url = await _listen(runner, settings.listen, "--listen")
+        if settings.lean and runner.server is not None:
+            lean = LeanServer(proxy, fallback=runner.server, body_limit=options.body_bytes_limit)
+            url = await _listen_lean(lean, settings.listen, "--listen")
+            stack.push_async_callback(lean.close, settings.shutdown_timeout)
+        else:
+            url = await _listen(runner, settings.listen, "--listen")
         if settings.labels is not None:
             follower = asyncio.get_running_loop().create_task(settings.labels.follow())
             stack.callback(follower.cancel)

@@ -38,6 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from modelrollout.core.capture import backlog
 from modelrollout.core.capture.backlog import BacklogLimits
@@ -69,7 +70,7 @@ class CaptureWriter:
         metrics: CaptureMetrics,
         linger: float = LINGER,
         monotonic: Callable[[], float] = time.monotonic,
-        observer: Callable[[bytes], None] | None = None,
+        observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.files = files
         self.observer = observer
@@ -187,9 +188,12 @@ class CaptureWriter:
 
     def _write(self, batch: list[Exchange]) -> None:
         lines = []
+        events = []
         for exchange in batch:
             try:
-                lines.append(self._encoder.encode(exchange))
+                line, event = self._encoder.encode_event(exchange)
+                lines.append(line)
+                events.append(event)
             except Unrecordable as skip:
                 self.metrics.skipped.labels(skip.reason).inc()
             except Exception:  # a record must never stop the writer
@@ -200,9 +204,9 @@ class CaptureWriter:
         if not lines:
             return
         if self.observer is not None:
-            for line in lines:
+            for event in events:
                 try:
-                    self.observer(line)
+                    self.observer(event)
                 except Exception:  # the live window must never stop the writer
                     log.exception("capture: the live window refused a record")
         try:

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiohttp import web
@@ -49,6 +50,12 @@ class SharedWindow:
             return
         if not isinstance(record, dict):
             return
+        inference_id = record.get("inferenceId")
+        with self.lock:
+            self.live.record(self.clock(), record, str(inference_id) if inference_id else None)
+
+    def observe_event(self, record: dict[str, Any]) -> None:
+        """One record the capture writer wrote, as the event its line reads back as."""
         inference_id = record.get("inferenceId")
         with self.lock:
             self.live.record(self.clock(), record, str(inference_id) if inference_id else None)
