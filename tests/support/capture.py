@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import subprocess
 import threading
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +261,25 @@ async def read_answer(reader: asyncio.StreamReader) -> RawAnswer:
     if length is not None:
         answer.body = await reader.readexactly(int(length))
     return answer
+
+
+READY = re.compile(r"capture: (http://\S+) -> .*; metrics (http://\S+)/metrics")
+
+
+@dataclass
+class Sidecar:
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str
+    metrics: str
+
+
+def post(url: str, payload: object, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.headers["X-Inference-Id"]

@@ -50,6 +50,7 @@ from modelrollout.services.capture.server import (
     DEFAULT_METRICS_LISTEN,
     DEFAULT_UPSTREAM,
 )
+from modelrollout.services.capture.shadow import ShadowForwarder
 from modelrollout.services.monitoring.live import LabelsFollower, SharedWindow
 
 EXIT_STOPPED = 0
@@ -430,6 +431,7 @@ def build_settings(args: argparse.Namespace) -> ProxySettings:
         window=window,
         labels=follower,
         lean=args.lean_path,
+        shadow=ShadowForwarder(_upstream(args.upstream), args.window_prediction_path),
     )
 
 

@@ -7,14 +7,20 @@ once per session. Each test runs its own proxy inside its event loop with
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from support.capture import EchoUpstream
+from support.capture import READY, EchoUpstream, Sidecar
 from support.modelservers import ModelServer, model_servers
+from support.wait import poll_until
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +61,36 @@ async def echo() -> AsyncIterator[EchoUpstream]:
     finally:
         upstream.release.set()
         await runner.cleanup()
+
+
+@pytest.fixture
+def sidecar(
+    tmp_path: Path, model: ModelServer, request: pytest.FixtureRequest
+) -> Iterator[Sidecar]:
+    """The command in an empty working directory, with version and track from the env (and
+    the flags a test gives as the fixture's parameter, ``{tmp}`` standing for tmp_path)."""
+    extra = [arg.format(tmp=tmp_path) for arg in getattr(request, "param", [])]
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    log = tmp_path / "capture.log"
+    env = dict(os.environ, MODELROLLOUT_VERSION="v1", MODELROLLOUT_TRACK="candidate")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelrollout.cli.capture", "--dir", str(tmp_path / "captures"),
+             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+             "--upstream", model.url, "--prefix", "pod-a", *extra],
+            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def ready() -> re.Match[str] | None:
+        if process.poll() is not None:
+            raise AssertionError(f"capture exited: {log.read_text()}")
+        return READY.search(log.read_text())
+
+    try:
+        found = poll_until(ready, timeout=30, interval=0.05, message="the proxy listens")
+        yield Sidecar(process, log, found.group(1), found.group(2))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -3,75 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from support.capture import PREDICT
-from support.modelservers import ModelServer
+from support.capture import PREDICT, Sidecar, post
 from support.wait import poll_until
-
-READY = re.compile(r"capture: (http://\S+) -> .*; metrics (http://\S+)/metrics")
-
-
-@dataclass
-class Sidecar:
-    process: subprocess.Popen[bytes]
-    log: Path
-    url: str
-    metrics: str
-
-
-@pytest.fixture
-def sidecar(
-    tmp_path: Path, model: ModelServer, request: pytest.FixtureRequest
-) -> Iterator[Sidecar]:
-    """The command in an empty working directory, with version and track from the env (and
-    the flags a test gives as the fixture's parameter, ``{tmp}`` standing for tmp_path)."""
-    extra = [arg.format(tmp=tmp_path) for arg in getattr(request, "param", [])]
-    workdir = tmp_path / "cwd"
-    workdir.mkdir()
-    log = tmp_path / "capture.log"
-    env = dict(os.environ, MODELROLLOUT_VERSION="v1", MODELROLLOUT_TRACK="candidate")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelrollout.cli.capture", "--dir", str(tmp_path / "captures"),
-             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-             "--upstream", model.url, "--prefix", "pod-a", *extra],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def ready() -> re.Match[str] | None:
-        if process.poll() is not None:
-            raise AssertionError(f"capture exited: {log.read_text()}")
-        return READY.search(log.read_text())
-
-    try:
-        found = poll_until(ready, timeout=30, interval=0.05, message="the proxy listens")
-        yield Sidecar(process, log, found.group(1), found.group(2))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def post(url: str, payload: object, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, response.headers["X-Inference-Id"]
 
 
 def scrape(metrics: str) -> str:

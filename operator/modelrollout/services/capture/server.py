@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from modelrollout.services.capture.files import CaptureFiles
 from modelrollout.services.capture.lean import LeanServer
 from modelrollout.services.capture.metrics import CaptureMetrics
 from modelrollout.services.capture.proxy import CaptureProxy
+from modelrollout.services.capture.shadow import ShadowForwarder
 from modelrollout.services.capture.writer import CaptureWriter
 from modelrollout.services.monitoring.live import LabelsFollower, SharedWindow, window_routes
 
@@ -68,6 +70,20 @@ class ProxySettings:
     lean: bool = True
     """Serve the common exchange on the lean path (:mod:`.lean`); aiohttp serves the rest.
     False: aiohttp serves everything."""
+    shadow: ShadowForwarder | None = None
+    """Shadows ordered on the metrics port at /monitoring/shadow, when set."""
+
+    def observer(self) -> Callable[[dict[str, Any]], None] | None:
+        """What the writer hands each written record to: the window and the shadow."""
+        takers = [t for t in (self.window, self.shadow) if t is not None]
+        if not takers:
+            return None
+
+        def observe(record: dict[str, Any]) -> None:
+            for taker in takers:
+                taker.observe_event(record)
+
+        return observe
 
 
 @dataclass
@@ -107,7 +123,10 @@ def _url(host: str | None, bound: int) -> str:
 
 
 def _metrics_app(
-    metrics: CaptureMetrics, writer: CaptureWriter, window: SharedWindow | None
+    metrics: CaptureMetrics,
+    writer: CaptureWriter,
+    window: SharedWindow | None,
+    shadow: ShadowForwarder | None,
 ) -> web.Application:
     async def exposition(_: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
@@ -122,6 +141,8 @@ def _metrics_app(
     app.router.add_get("/healthz", healthz)
     if window is not None:
         app.add_routes(window_routes(window))
+    if shadow is not None:
+        app.add_routes(shadow.routes())
     return app
 
 
@@ -159,7 +180,7 @@ async def running_capture(
         limits=BacklogLimits(options.queue_records, options.queue_bytes_limit),
         flush_interval=options.flush_seconds,
         metrics=metrics,
-        observer=settings.window.observe_event if settings.window is not None else None,
+        observer=settings.observer(),
     )
     proxy = CaptureProxy(
         settings.upstream,
@@ -176,7 +197,7 @@ async def running_capture(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
     )
     metrics_runner = web.AppRunner(
-        _metrics_app(metrics, writer, settings.window),
+        _metrics_app(metrics, writer, settings.window, settings.shadow),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=1,
@@ -188,6 +209,9 @@ async def running_capture(
             await metrics_runner.setup()
             stack.push_async_callback(metrics_runner.cleanup)
             metrics_url = await _listen(metrics_runner, settings.metrics_listen, "--metrics-listen")
+        if settings.shadow is not None:
+            await settings.shadow.start()
+            stack.push_async_callback(settings.shadow.close)
         writer.start()
         stack.push_async_callback(asyncio.to_thread, writer.close, settings.shutdown_timeout)
         await proxy.start()

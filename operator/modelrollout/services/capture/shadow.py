@@ -61,7 +61,7 @@ class ShadowForwarder:
         self.order: ShadowOrder | None = None
         self.expires = 0.0
         self.tally: ShadowTally | None = None
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_limit)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_limit)
         self.workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,36 +97,35 @@ class ShadowForwarder:
         return order if order is not None and self.clock() < self.expires else None
 
     # -- records -----------------------------------------------------------------------
-    def observe(self, line: bytes) -> None:
+    def observe_event(self, record: dict[str, Any]) -> None:
         """A record the capture writer wrote (its thread); never raises, never blocks."""
         if self._loop is None or self.active() is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._offer, line)
+            self._loop.call_soon_threadsafe(self._offer, record)
 
-    def _offer(self, line: bytes) -> None:
+    def _offer(self, record: dict[str, Any]) -> None:
         order, tally = self.active(), self.tally
         if order is None or tally is None or self.rng.random() >= order.sample:
             return
         tally.offered += 1
         try:
-            self.queue.put_nowait(line)
+            self.queue.put_nowait(record)
         except asyncio.QueueFull:
             tally.dropped += 1
 
     async def _work(self) -> None:
         while True:
-            line = await self.queue.get()
+            record = await self.queue.get()
             try:
-                await self._shadow(line)
+                await self._shadow(record)
             except Exception:  # one bad record must not stop the worker
                 log.exception("shadow: a record could not be shadowed")
 
-    async def _shadow(self, line: bytes) -> None:
+    async def _shadow(self, record: dict[str, Any]) -> None:
         order, tally = self.active(), self.tally
         if order is None or tally is None:
             return
-        record = json.loads(line)
         request = _request(record)
         if request is None:
             return
