@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from modelrollout.cli import argtypes
+from modelrollout.cli import argtypes, report
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.plan import EmptyDatasetError
@@ -148,6 +148,12 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--target", metavar="URL", help="candidate model endpoint")
     io.add_argument("--baseline", metavar="URL", help="production model endpoint to compare with")
     io.add_argument("--output", metavar="PATH", type=Path, help="write result.json here")
+    io.add_argument(
+        "--report",
+        metavar="PATH",
+        type=Path,
+        help="write a self-contained HTML report here at the end (see modelrollout report)",
+    )
     io.add_argument(
         "--result-line",
         action="store_true",
@@ -356,7 +362,16 @@ def _pydantic_message(error: ValidationError, *, flags: bool = False) -> str:
     return "; ".join(parts)
 
 
-RUN_INDEPENDENT = {"run", "output", "result_line", "shard_index", "shard_count", "quiet", "func"}
+RUN_INDEPENDENT = {
+    "run",
+    "output",
+    "report",
+    "result_line",
+    "shard_index",
+    "shard_count",
+    "quiet",
+    "func",
+}
 """Flags that are not part of the run itself: the only ones allowed beside --run."""
 
 
@@ -645,6 +660,16 @@ def _finish(result: ReplayResult, args: argparse.Namespace, interrupted: bool) -
         except OSError as error:
             print(
                 f"modelrollout replay: --output: cannot write {args.output}: {error.strerror}",
+                file=sys.stderr,
+            )
+            return EXIT_RUN_ERROR
+    report_path: Path | None = getattr(args, "report", None)
+    if report_path is not None:
+        try:
+            report.write_report(result, report_path)
+        except OSError as error:
+            print(
+                f"modelrollout replay: --report: cannot write {report_path}: {error.strerror}",
                 file=sys.stderr,
             )
             return EXIT_RUN_ERROR
