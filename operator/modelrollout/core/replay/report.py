@@ -104,11 +104,15 @@ def _signed(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return MISSING if value is None else f"{value:+,.{digits}f}{suffix}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
-    """A table of already escaped cells; columns from ``numeric_from`` align right."""
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] | None = None
+) -> str:
+    """A table of already escaped cells; ``numeric`` columns (default: all but the first)
+    align right."""
 
     def cls(i: int) -> str:
-        return ' class="num"' if i >= numeric_from else ""
+        right = i >= 1 if numeric is None else i in numeric
+        return ' class="num"' if right else ""
 
     head = "".join(f"<th{cls(i)}>{cell}</th>" for i, cell in enumerate(header))
     body = "".join(
@@ -202,7 +206,7 @@ def _nice_max(value: float) -> float:
 
 
 def _tick(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.2g}"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.3g}"
 
 
 def line_chart(xs: Sequence[int], series: Sequence[Series], title: str, unit: str) -> str:
@@ -597,7 +601,7 @@ def _verdict(result: ReplayResult) -> str:
             ]
         )
     header = ["criterion", "value", "threshold", "outcome", "why"]
-    return text + _table(header, rows, numeric_from=1) + "</section>"
+    return text + _table(header, rows, numeric=(1, 2)) + "</section>"
 
 
 def render_report(result: ReplayResult) -> str:
