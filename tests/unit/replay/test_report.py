@@ -11,12 +11,19 @@ from pathlib import Path
 import pytest
 
 from modelrollout.cli import main as cli_main
-from modelrollout.cli.replay import _finish, result_json
+from modelrollout.cli.replay import _finish, add_replay_arguments, build_run, result_json
 from modelrollout.core.replay.accumulator import ReplayAccumulator
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.quality import Prediction, PredictionReader
-from modelrollout.core.replay.report import latency_series, render_report
-from modelrollout.core.replay.result import ReplayResult, RunInfo, result_from_run
+from modelrollout.core.replay.report import latency_series, percentile_chart, render_report
+from modelrollout.core.replay.result import (
+    LatencySummary,
+    ReplayResult,
+    RunInfo,
+    format_result_line,
+    result_from_run,
+)
+from modelrollout.core.replay.run import RUN_ENV, ReplayRun
 
 TARGET = "http://127.0.0.1:1/v1/models/m:predict"
 BASELINE = "http://127.0.0.1:2/v1/models/m:predict"
@@ -160,6 +167,33 @@ def test_the_comparison_and_quality_values_appear() -> None:
     for value in (quality.accuracy, quality.precision, quality.recall, quality.auc):
         assert value is not None
         assert f"{value:,.4f}" in page
+
+
+def test_the_comparison_draws_percentiles_side_by_side() -> None:
+    page = render_report(_result(labels=False))
+    comparison = page[page.index('<section id="comparison">') :]
+    for side in ("target", "baseline"):
+        for label in ("p50", "p90", "p99", "p99.9"):
+            assert f'data-bar="{side} {label}"' in comparison
+    assert 'data-bar="target p50"' not in render_report(_result(baseline=False))
+
+
+@pytest.mark.parametrize(
+    ("target", "baseline", "bars"),
+    [
+        (LatencySummary(p50=1.0, p90=2.0, p99=3.0, p999=4.0), LatencySummary(), 4),
+        (LatencySummary(), LatencySummary(p50=1.0, p90=2.0, p99=3.0, p999=4.0), 4),
+        (LatencySummary(p50=0.0, p90=0.0, p99=0.0, p999=0.0), LatencySummary(p50=0.0), 5),
+        (LatencySummary(), LatencySummary(), 0),
+    ],
+)
+def test_the_percentile_chart_draws_what_was_measured(
+    target: LatencySummary, baseline: LatencySummary, bars: int
+) -> None:
+    chart = percentile_chart(target, baseline)
+    assert chart.count("<rect ") == bars
+    if not bars:
+        assert "no percentile to draw" in chart
 
 
 def test_the_verdict_lists_each_criterion_with_value_and_threshold() -> None:
@@ -329,8 +363,6 @@ def test_report_refuses_to_overwrite_its_input(
 
 
 def test_report_reads_a_result_line_from_a_log(tmp_path: Path) -> None:
-    from modelrollout.core.replay.result import format_result_line
-
     result = _result(seconds=3, baseline=False, labels=False)
     log = tmp_path / "pod.log"
     log.write_text("starting\n" + format_result_line(result) + "\n")
@@ -341,9 +373,6 @@ def test_report_reads_a_result_line_from_a_log(tmp_path: Path) -> None:
 def test_report_is_allowed_beside_a_serialized_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelrollout.cli.replay import add_replay_arguments, build_run
-    from modelrollout.core.replay.run import RUN_ENV, ReplayRun
-
     monkeypatch.setenv(RUN_ENV, ReplayRun(events="e.jsonl", target=TARGET).to_json())
     parser = argparse.ArgumentParser()
     add_replay_arguments(parser)

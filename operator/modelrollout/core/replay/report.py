@@ -56,7 +56,9 @@ MISSING = "&ndash;"
 COLOURS = {
     "sent": "#2563eb",
     "ok": "#16a34a",
-    "target": "#6b7280",
+    "target": "#2563eb",
+    "baseline": "#9ca3af",
+    "asked": "#6b7280",
     "p50": "#16a34a",
     "p90": "#d97706",
     "p99": "#dc2626",
@@ -184,7 +186,7 @@ def rate_series(result: ReplayResult) -> list[Series]:
         Series("ok/s", COLOURS["ok"], tuple(float(p.ok) for p in points)),
         Series(
             "asked rate",
-            COLOURS["target"],
+            COLOURS["asked"],
             tuple(result.rate.target for _ in points),
             dashed=True,
         ),
@@ -318,6 +320,63 @@ def bar_chart(items: Sequence[tuple[str, int]], title: str) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"))
+
+
+def percentile_chart(target: LatencySummary, baseline: LatencySummary) -> str:
+    """Target and baseline latency percentiles as pairs of vertical bars (ms)."""
+    pairs = [
+        (label, _latency_cell(target, name), _latency_cell(baseline, name))
+        for label, name in PERCENTILES
+    ]
+    values = [v for _, a, b in pairs for v in (a, b) if v is not None]
+    if not values:
+        return '<p class="note">No successful response on either side: no percentile to draw.</p>'
+    y_max = _nice_max(max(values) * 1.05)
+    plot_h = CHART_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    group = (CHART_WIDTH - MARGIN_LEFT - MARGIN_RIGHT) / len(pairs)
+    bar = group / 3
+    title = "Latency percentiles, target and baseline"
+    parts = [
+        f'<svg viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" width="{CHART_WIDTH}" '
+        f'height="{CHART_HEIGHT}" role="img" aria-label="{title}"><title>{title}</title>'
+    ]
+    for i in range(Y_TICKS + 1):
+        tick = y_max * i / Y_TICKS
+        y = MARGIN_TOP + plot_h - tick / y_max * plot_h
+        parts.append(
+            f'<line x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{CHART_WIDTH - MARGIN_RIGHT}" '
+            f'y2="{y:.1f}" stroke="#e5e7eb"/><text x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{_e(_tick(tick))}</text>'
+        )
+    for i, (label, mine, theirs) in enumerate(pairs):
+        left = MARGIN_LEFT + i * group + bar / 2
+        for j, (side, value) in enumerate((("target", mine), ("baseline", theirs))):
+            if value is None:
+                continue
+            height = value / y_max * plot_h
+            x = left + j * bar
+            parts.append(
+                f'<rect data-bar="{side} {label}" x="{x:.1f}" '
+                f'y="{MARGIN_TOP + plot_h - height:.1f}" width="{bar - 2:.1f}" '
+                f'height="{height:.1f}" fill="{COLOURS[side]}"><title>{side} {label}: '
+                f"{_num(value)} ms</title></rect>"
+            )
+        parts.append(
+            f'<text x="{left + bar:.1f}" y="{CHART_HEIGHT - MARGIN_BOTTOM + 16}" '
+            f'text-anchor="middle">{label}</text>'
+        )
+    parts.append(
+        f'<text x="12" y="{MARGIN_TOP + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {MARGIN_TOP + plot_h / 2:.1f})">ms</text></svg>'
+    )
+    legend = "".join(
+        f'<span><i style="background:{COLOURS[side]}"></i>{side}</span>'
+        for side in ("target", "baseline")
+    )
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -484,6 +543,7 @@ def _comparison(result: ReplayResult) -> str:
     text = '<section id="comparison"><h2>Comparison with the baseline</h2>' + _table(
         ["", "target", "baseline", "target &minus; baseline"], rows
     )
+    text += percentile_chart(result.latency_ms, b.latency_ms)
     agreement = [
         ["pairs of predictions", f"{comparison.pairs:,}"],
         ["agreed", f"{comparison.agreed:,}"],
