@@ -10,6 +10,9 @@ measurements into a pass/fail verdict.
 Exit status: 0 passed (or no criteria), 1 criteria failed, 2 bad input (flags, criteria
 file, dataset), 3 run error (dataset download failed, output not writable, interrupted).
 
+``--report`` also writes the result as a self-contained HTML page (see
+:mod:`modelrollout.cli.report`).
+
 ``modelrollout replay-merge`` merges shard results (result.json files, or logs holding a
 ``MODELROLLOUT_RESULT`` line) exactly and applies the criteria to the whole.
 """

@@ -6,6 +6,7 @@ import argparse
 import json
 import random
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -298,6 +299,44 @@ def test_the_page_is_self_contained() -> None:
     assert "http://" not in rest
     assert "https://" not in rest
     assert render_report(result) == page  # deterministic
+
+
+class _Nesting(HTMLParser):
+    """Records elements closed out of order and those left open."""
+
+    VOID = frozenset({"meta"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.misplaced: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+        else:
+            self.misplaced.append(tag)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"criteria": FULL_CRITERIA},
+        {"seconds": 0, "baseline": False, "labels": False},
+        {"seconds": 1, "per_second": 1, "labels": False},
+        {"seconds": 6, "silent_seconds": (0, 5)},
+    ],
+)
+def test_the_page_is_well_nested(kwargs: dict[str, object]) -> None:
+    parser = _Nesting()
+    parser.feed(render_report(_result(**kwargs)))  # type: ignore[arg-type]
+    parser.close()
+    assert parser.misplaced == []
+    assert parser.open == []
 
 
 # -- the command --------------------------------------------------------------------------
