@@ -300,6 +300,9 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", type=Path, metavar="PATH", help="write the merged result")
     parser.add_argument(
+        "--report", type=Path, metavar="PATH", help="write the merged result's HTML report"
+    )
+    parser.add_argument(
         "--result-line", action="store_true", help="print the merged result line last"
     )
     parser.add_argument("--quiet", action="store_true", help="no summary")

@@ -21,6 +21,7 @@ from modelrollout.core.replay.result import (
     LatencySummary,
     ReplayResult,
     RunInfo,
+    ShardInfo,
     format_result_line,
     result_from_run,
 )
@@ -443,3 +444,19 @@ def test_replay_report_not_writable_is_a_run_error(
     )
     assert code == 3
     assert "--report: cannot write" in capsys.readouterr().err
+
+
+def test_replay_merge_writes_the_merged_report(tmp_path: Path) -> None:
+    parts = []
+    for index in range(2):
+        path = tmp_path / f"shard-{index}.json"
+        shard = _result(seconds=3, baseline=False, labels=False)
+        shard.shard = ShardInfo(index=index, count=2)
+        path.write_text(result_json(shard))
+        parts.append(str(path))
+    report = tmp_path / "merged.html"
+    argv = ["replay-merge", *parts, "--quiet", "--report", str(report)]
+    assert cli_main.main(argv) == 0
+    page = report.read_text()
+    assert _polylines(page, "sent/s") == [3]
+    assert "2 shard results merged" in page
