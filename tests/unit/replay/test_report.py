@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 from html.parser import HTMLParser
@@ -268,6 +269,16 @@ def test_latency_percentiles_per_second_are_ordered() -> None:
         assert mid is not None
         assert high is not None
         assert low <= mid <= high
+
+
+def test_values_that_are_not_finite_are_gaps() -> None:
+    result = _result(seconds=5, per_second=10, baseline=False, labels=False, errors=False)
+    result.timeline[2].p99_ms = math.nan
+    result.timeline[3].p99_ms = math.inf
+    result.latency_ms.p999 = math.inf
+    page = render_report(result)
+    assert _polylines(page, "p99") == [2, 1]
+    assert not re.search(r"\b(nan|inf)\b", page, re.IGNORECASE)
 
 
 def test_an_empty_run_draws_no_chart() -> None:

@@ -93,17 +93,17 @@ def _e(text: object) -> str:
 
 
 def _num(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    if value is None or math.isnan(value):
+    if value is None or not math.isfinite(value):
         return MISSING
     return f"{value:,.{digits}f}{suffix}"
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
-    return MISSING if value is None else f"{value * 100:.{digits}f} %"
+    return MISSING if value is None or not math.isfinite(value) else f"{value * 100:.{digits}f} %"
 
 
 def _signed(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    return MISSING if value is None else f"{value:+,.{digits}f}{suffix}"
+    return MISSING if value is None or not math.isfinite(value) else f"{value:+,.{digits}f}{suffix}"
 
 
 def _table(
@@ -218,7 +218,7 @@ def line_chart(xs: Sequence[int], series: Sequence[Series], title: str, unit: st
     """
     if not xs or not series:
         return '<p class="note">No timeline point in this result: nothing to draw.</p>'
-    values = [v for s in series for v in s.values if v is not None]
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     y_max = _nice_max(max(values, default=0.0) * 1.05)
     x_min, x_max = xs[0], xs[-1]
     x_span = max(x_max - x_min, 1)
@@ -285,7 +285,7 @@ def _runs(xs: Sequence[int], values: Sequence[float | None]) -> list[list[tuple[
     runs: list[list[tuple[int, float]]] = []
     current: list[tuple[int, float]] = []
     for x, value in zip(xs, values, strict=True):
-        if value is None:
+        if value is None or not math.isfinite(value):
             if current:
                 runs.append(current)
             current = []
@@ -331,7 +331,7 @@ def percentile_chart(target: LatencySummary, baseline: LatencySummary) -> str:
         (label, _latency_cell(target, name), _latency_cell(baseline, name))
         for label, name in PERCENTILES
     ]
-    values = [v for _, a, b in pairs for v in (a, b) if v is not None]
+    values = [v for _, a, b in pairs for v in (a, b) if v is not None and math.isfinite(v)]
     if not values:
         return '<p class="note">No successful response on either side: no percentile to draw.</p>'
     y_max = _nice_max(max(values) * 1.05)
@@ -354,7 +354,7 @@ def percentile_chart(target: LatencySummary, baseline: LatencySummary) -> str:
     for i, (label, mine, theirs) in enumerate(pairs):
         left = MARGIN_LEFT + i * group + bar / 2
         for j, (side, value) in enumerate((("target", mine), ("baseline", theirs))):
-            if value is None:
+            if value is None or not math.isfinite(value):
                 continue
             height = value / y_max * plot_h
             x = left + j * bar
