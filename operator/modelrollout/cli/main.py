@@ -24,11 +24,12 @@ def _registrars() -> list[Registrar]:
         judge,
         monitor,
         replay,
+        report,
         run,
         serve_model,
     )
 
-    modules = (run, control, replay, serve_model, crds, monitor, judge, capture)
+    modules = (run, control, replay, report, serve_model, crds, monitor, judge, capture)
     return [m.register for m in modules]
 
 

@@ -10,6 +10,9 @@ measurements into a pass/fail verdict.
 Exit status: 0 passed (or no criteria), 1 criteria failed, 2 bad input (flags, criteria
 file, dataset), 3 run error (dataset download failed, output not writable, interrupted).
 
+``--report`` also writes the result as a self-contained HTML page (see
+:mod:`modelrollout.cli.report`).
+
 ``modelrollout replay-merge`` merges shard results (result.json files, or logs holding a
 ``MODELROLLOUT_RESULT`` line) exactly and applies the criteria to the whole.
 """
@@ -31,7 +34,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from modelrollout.cli import argtypes
+from modelrollout.cli import argtypes, report
 from modelrollout.core.replay.criteria import SuccessCriteria
 from modelrollout.core.replay.options import ReplayOptions
 from modelrollout.core.replay.plan import EmptyDatasetError
@@ -148,6 +151,12 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--target", metavar="URL", help="candidate model endpoint")
     io.add_argument("--baseline", metavar="URL", help="production model endpoint to compare with")
     io.add_argument("--output", metavar="PATH", type=Path, help="write result.json here")
+    io.add_argument(
+        "--report",
+        metavar="PATH",
+        type=Path,
+        help="write a self-contained HTML report here at the end (see modelrollout report)",
+    )
     io.add_argument(
         "--result-line",
         action="store_true",
@@ -291,6 +300,9 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", type=Path, metavar="PATH", help="write the merged result")
     parser.add_argument(
+        "--report", type=Path, metavar="PATH", help="write the merged result's HTML report"
+    )
+    parser.add_argument(
         "--result-line", action="store_true", help="print the merged result line last"
     )
     parser.add_argument("--quiet", action="store_true", help="no summary")
@@ -356,7 +368,16 @@ def _pydantic_message(error: ValidationError, *, flags: bool = False) -> str:
     return "; ".join(parts)
 
 
-RUN_INDEPENDENT = {"run", "output", "result_line", "shard_index", "shard_count", "quiet", "func"}
+RUN_INDEPENDENT = {
+    "run",
+    "output",
+    "report",
+    "result_line",
+    "shard_index",
+    "shard_count",
+    "quiet",
+    "func",
+}
 """Flags that are not part of the run itself: the only ones allowed beside --run."""
 
 
@@ -645,6 +666,16 @@ def _finish(result: ReplayResult, args: argparse.Namespace, interrupted: bool) -
         except OSError as error:
             print(
                 f"modelrollout replay: --output: cannot write {args.output}: {error.strerror}",
+                file=sys.stderr,
+            )
+            return EXIT_RUN_ERROR
+    report_path: Path | None = getattr(args, "report", None)
+    if report_path is not None:
+        try:
+            report.write_report(result, report_path)
+        except OSError as error:
+            print(
+                f"modelrollout replay: --report: cannot write {report_path}: {error.strerror}",
                 file=sys.stderr,
             )
             return EXIT_RUN_ERROR
