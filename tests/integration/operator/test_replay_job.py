@@ -86,7 +86,7 @@ def test_job_is_rendered_owned_and_hardened(cluster, namespace, operator):
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["limits"]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["events"]["configMap"]["name"] == "fraud-events"
+    assert volumes["data"]["configMap"]["name"] == "fraud-events"
 
     # the real Job controller creates one pod per index
     def pods():
