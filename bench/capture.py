@@ -15,10 +15,10 @@ paths:
   whatever that process does;
 * ``full``: through ``modelrollout capture --no-lean-path``, aiohttp's server and client
   for every request, recording every request;
-* ``asyncio``: through ``modelrollout capture --event-loop asyncio``, the lean path on
-  Python's own event loop, recording every request;
-* ``capture``: through ``modelrollout capture`` as it ships (the lean path on uvloop),
-  recording every request to a plain file.
+* ``uvloop``: through ``modelrollout capture --event-loop uvloop``, the lean path on
+  uvloop's event loop, recording every request;
+* ``capture``: through ``modelrollout capture`` as it ships (the lean path on Python's own
+  event loop), recording every request to a plain file.
 
 Besides latency, each run reads the CPU time (user + system, from ``/proc``) that the
 proxy and the model used, per request answered.
@@ -70,15 +70,15 @@ BIN = CACHE / "bench-bin"
 PREDICT = "/v1/models/model:predict"
 START = "<!-- capture benchmark: start -->"
 END = "<!-- capture benchmark: end -->"
-PATHS = ("direct", "hop", "full", "asyncio", "capture")
+PATHS = ("direct", "hop", "full", "uvloop", "capture")
 PATH_NAMES = {
     "direct": "straight to the model",
     "hop": "through a minimal Go reverse proxy",
     "full": "through `capture --no-lean-path` (aiohttp)",
-    "asyncio": "through `capture --event-loop asyncio` (lean path)",
-    "capture": "through `capture` (lean path, uvloop)",
+    "uvloop": "through `capture --event-loop uvloop` (lean path)",
+    "capture": "through `capture` (lean path)",
 }
-PROXY_FLAGS = {"full": ("--no-lean-path",), "asyncio": ("--event-loop", "asyncio"), "capture": ()}
+PROXY_FLAGS = {"full": ("--no-lean-path",), "uvloop": ("--event-loop", "uvloop"), "capture": ()}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 NICE = "-10"
 """Every process of the benchmark runs at this niceness, so that the other work of a shared
@@ -599,10 +599,11 @@ def markdown(data: dict[str, Any]) -> str:
         "process on the request path costs on this machine whatever it does; and through "
         "`modelrollout capture` recording every request to a plain file, three ways: with "
         "`--no-lean-path` (aiohttp's server and client for every request), on the lean path "
-        "with Python's own event loop (`--event-loop asyncio`), and as it ships (the lean "
-        "path on uvloop). Each round runs every path once, in a rotating order; the figures "
-        "are medians over the rounds, added latency is the difference from the straight run "
-        "of the same round, and times are service times measured by the replay from each "
+        "with uvloop's event loop (`--event-loop uvloop`), and as it ships (the lean path "
+        "on Python's own event loop). Each round runs every path once, in a rotating order; "
+        "the figures are medians over the rounds, added latency is the difference from the "
+        "straight run of the same round, and times are service times measured by the replay "
+        "from each "
         "request's actual send. CPU is the user and system time the proxy (and the model) "
         "used during a run, per request answered. The machine is shared with other work "
         "that takes the cores for milliseconds now and then; a single such stall moves a "
