@@ -535,8 +535,9 @@ def series_markdown(entry: dict[str, Any]) -> list[str]:
         f"### {entry['rate']:g} requests per second, {len(rounds)} rounds",
         "",
         f"Rounds kept: {len(rounds)}, during which other work used at most "
-        f"{max(shares) * 100:.1f} % of the machine's CPU; {disturbed} more rounds were set "
-        "aside because other work used more.",
+        f"{max(shares) * 100:.1f} % of the machine's CPU (user, system and steal time not "
+        f"spent by the benchmark's own processes); {disturbed} more rounds were set aside "
+        "because other work used more than 5 %.",
         "",
         "| path | p50 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms "
         "| per-second p99, median ms | proxy CPU ms/request | model CPU ms/request | failed |",
@@ -560,6 +561,8 @@ def series_markdown(entry: dict[str, Any]) -> list[str]:
         f"{share * 100:.2f} % within {le}" for le, share in pm["addedWithin"].items()
     )
     met = capture["added99"] <= 1.0 and capture["failed"] == 0
+    per_round = sorted(r["capture"]["serviceP99"] - r["direct"]["serviceP99"] for r in rounds)
+    under = sum(1 for value in per_round if value <= 1.0)
     lines += [
         "",
         f"- **Capture adds {capture['added50']:+.3f} ms at p50, {capture['added99']:+.3f} ms "
@@ -567,6 +570,12 @@ def series_markdown(entry: dict[str, Any]) -> list[str]:
         f"failed through it** (target: p99 added ≤ 1 ms and none failed: "
         f"{'met' if met else 'not met'}). The full (aiohttp) path on the same rounds: "
         f"{full['added50']:+.3f} ms at p50, {full['added99']:+.3f} ms at p99.",
+        f"- Round by round, capture's added p99 was "
+        f"{', '.join(f'{value:+.2f}' for value in per_round)} ms: within 1 ms in {under} of "
+        f"{len(per_round)} rounds (a stall during a straight run makes a round's difference "
+        "negative). Per-second p99 medians: "
+        f"{path_summary(rounds, 'direct')['secondP99']:.3f} ms straight, "
+        f"{capture['secondP99']:.3f} ms through capture.",
         f"- The proxy's own histogram of the time it adds (its handling of a request minus "
         f"the wait for the model; not the reading and writing of sockets around it): mean "
         f"{pm['addedMeanMs']:.3f} ms; {within}.",
