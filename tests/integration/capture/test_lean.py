@@ -290,7 +290,7 @@ async def test_a_body_over_the_limit_is_refused_and_the_connection_goes_on(
 
 
 def test_the_lean_path_under_uvloop(tmp_path: Path, models: dict[str, ModelServer]):
-    """The command runs on uvloop: its transports are not asyncio's classes."""
+    """``--event-loop uvloop``: uvloop's transports are not asyncio's classes."""
 
     async def scenario() -> list[int]:
         echo_body = b'{"instances": [[1, 2, 3, 4]]}'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,29 @@ def test_an_unusable_directory_is_a_run_error(tmp_path: Path, capsys: pytest.Cap
     args.dir = blocker / "sub"
     assert capture.run(args) == capture.EXIT_RUN_ERROR
     assert "--dir:" in capsys.readouterr().err
+
+
+def test_the_event_loop_is_pythons_own_unless_uvloop_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    assert capture._loop_factory("asyncio") is None
+    assert capture._loop_factory("uvloop") is not None
+    real = importlib.import_module
+
+    def missing(name: str) -> object:
+        if name == "uvloop":
+            raise ImportError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(capture.BadInput, match="uvloop is not installed"):
+        capture._loop_factory("uvloop")
+
+
+def test_the_lean_path_can_be_turned_off(tmp_path: Path):
+    args = parse("--dir", str(tmp_path))
+    assert capture.build_settings(args).lean
+    assert args.event_loop == "asyncio"
+    args = parse("--dir", str(tmp_path), "--no-lean-path", "--event-loop", "uvloop")
+    assert not capture.build_settings(args).lean
+    assert args.event_loop == "uvloop"

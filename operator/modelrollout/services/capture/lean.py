@@ -87,7 +87,8 @@ class _Upstream(asyncio.Protocol):
         self._head: http1.ResponseHead | None = None
         self._chunks: http1.ChunkedDecoder | None = None
         self._received = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        """When the answer in flight is late (loop time); checked by the pool."""
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -120,7 +121,6 @@ class _Upstream(asyncio.Protocol):
             return
         if self.reused and self._received == 0 and self._method in IDEMPOTENT:
             callback, self._callback = self._callback, None
-            self._cancel_timer()
             self.pool.send(self._request, self._method, callback, fresh=True)
             return
         detail = str(exc) if exc is not None else "the model closed the connection"
@@ -138,7 +138,8 @@ class _Upstream(asyncio.Protocol):
         self._head = None
         self._chunks = None
         self._received = 0
-        self._timer = self.pool.loop.call_later(timeout, self._timed_out)
+        self.deadline = self.pool.loop.time() + timeout
+        self.pool.watch(self)
         assert self.transport is not None
         self.transport.write(request)
 
@@ -180,7 +181,6 @@ class _Upstream(asyncio.Protocol):
         assert callback is not None
         self._callback = None
         self._request = b""
-        self._cancel_timer()
         if head.keep_alive and not self._buffer and not self.closed:
             self.pool.release(self)
         else:
@@ -191,19 +191,17 @@ class _Upstream(asyncio.Protocol):
         callback = self._callback
         self._callback = None
         self._request = b""
-        self._cancel_timer()
         self._close()
         if callback is not None:
             callback(None, b"", kind, detail)
 
-    def _timed_out(self) -> None:
-        self._timer = None
-        self._fail("timeout", f"no answer within {self.pool.timeout:g}s")
+    @property
+    def waiting(self) -> bool:
+        """Whether an answer is awaited."""
+        return self._callback is not None
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def timed_out(self) -> None:
+        self._fail("timeout", f"no answer within {self.pool.timeout:g}s")
 
     def _close(self) -> None:
         self.pool.forget(self)
@@ -241,6 +239,7 @@ class UpstreamPool:
         self._busy: set[_Upstream] = set()
         self._connecting: set[asyncio.Task[None]] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self._deadlines: asyncio.TimerHandle | None = None
         self._closed = False
 
     def send(
@@ -290,6 +289,26 @@ class UpstreamPool:
         remaining = max(self.timeout - (self.loop.time() - started), 0.001)
         connection.start(request, method, callback, remaining)
 
+    def watch(self, connection: _Upstream) -> None:
+        """Make sure a late answer is noticed: one timer for the whole pool, set for the
+        earliest deadline, instead of a timer per request."""
+        if self._deadlines is None:
+            self._deadlines = self.loop.call_at(connection.deadline, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._deadlines = None
+        now = self.loop.time()
+        earliest = None
+        for connection in list(self._busy):
+            if not connection.waiting:
+                continue
+            if connection.deadline <= now:
+                connection.timed_out()
+            elif earliest is None or connection.deadline < earliest:
+                earliest = connection.deadline
+        if earliest is not None and not self._closed:
+            self._deadlines = self.loop.call_at(earliest, self._check_deadlines)
+
     def release(self, connection: _Upstream) -> None:
         self._busy.discard(connection)
         if self._closed:
@@ -315,9 +334,10 @@ class UpstreamPool:
 
     def close(self) -> None:
         self._closed = True
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
+        for timer in (self._sweep, self._deadlines):
+            if timer is not None:
+                timer.cancel()
+        self._sweep = self._deadlines = None
         for task in list(self._connecting):
             task.cancel()
         for connection in [*self._idle, *self._busy]:
