@@ -30,9 +30,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelrollout.core.replay.accumulator import TIMELINE_ACCURACY
 from modelrollout.core.replay.criteria import CheckResult, SuccessCriteria
-from modelrollout.core.replay.histogram import HistogramState, LogHistogram, decode_counts
 from modelrollout.core.replay.result import (
     RULES,
     EndpointReport,
@@ -40,6 +38,7 @@ from modelrollout.core.replay.result import (
     QualityReport,
     ReplayResult,
     TimelineState,
+    timeline_histogram,
 )
 
 CHART_WIDTH = 720
@@ -138,18 +137,7 @@ class Series:
 
 
 def _second_quantiles(state: TimelineState, qs: Sequence[float]) -> list[float | None]:
-    total = state.zero + sum(decode_counts(state.latency).values())
-    histogram = LogHistogram.from_state(
-        HistogramState(
-            relative_accuracy=TIMELINE_ACCURACY,
-            min_value=LogHistogram(TIMELINE_ACCURACY).min_value,
-            count=total,
-            zero_count=state.zero,
-            sum=0.0,
-            buckets=state.latency,
-        )
-    )
-    return histogram.quantiles(qs, clamp=False)
+    return timeline_histogram(state).quantiles(qs, clamp=False)
 
 
 def latency_series(result: ReplayResult) -> list[Series]:

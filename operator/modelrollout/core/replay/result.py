@@ -506,17 +506,7 @@ def _endpoint_from_state(state: EndpointState) -> tuple[EndpointAccumulator, _Ra
     acc.service = LogHistogram.from_state(state.service_time)
     acc.lag = LogHistogram.from_state(state.send_lag)
     for point in state.timeline:
-        total = point.zero + sum(decode_counts(point.latency).values())
-        latency = LogHistogram.from_state(
-            HistogramState(
-                relative_accuracy=TIMELINE_ACCURACY,
-                min_value=LogHistogram(TIMELINE_ACCURACY).min_value,
-                count=total,
-                zero_count=point.zero,
-                sum=0.0,
-                buckets=point.latency,
-            )
-        )
+        latency = timeline_histogram(point)
         acc.timeline[point.second] = TimelineBucket(
             sent=point.sent,
             ok=point.ok,
@@ -537,6 +527,20 @@ def _endpoint_from_state(state: EndpointState) -> tuple[EndpointAccumulator, _Ra
         throughput=state.throughput,
     )
     return acc, rates
+
+
+def timeline_histogram(point: TimelineState) -> LogHistogram:
+    """The latency histogram of one second of the timeline (its sum is not kept)."""
+    return LogHistogram.from_state(
+        HistogramState(
+            relative_accuracy=TIMELINE_ACCURACY,
+            min_value=LogHistogram(TIMELINE_ACCURACY).min_value,
+            count=point.zero + sum(decode_counts(point.latency).values()),
+            zero_count=point.zero,
+            sum=0.0,
+            buckets=point.latency,
+        )
+    )
 
 
 def comparison_state(comparison: ComparisonAccumulator) -> ComparisonState:
