@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import pytest
@@ -305,8 +306,48 @@ def test_service_monitor(non_default: list[Manifest], default: list[Manifest]) -
     )
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+        {
+            "port": "metrics",
+            "path": "/metrics",
+            "interval": "30s",
+            "scrapeTimeout": "10s",
+            "honorLabels": True,
+        }
     ]
+
+
+def test_grafana_dashboard_is_off_by_default(default: list[Manifest]) -> None:
+    assert not by_kind(default, "ConfigMap")
+
+
+def test_grafana_dashboard_config_map(helm: Helm) -> None:
+    config_map = one(helm.template({"grafana": {"dashboard": {"enabled": True}}}), "ConfigMap")
+    metadata = config_map["metadata"]
+    assert metadata["name"] == f"{RELEASE}-dashboard"
+    assert metadata["namespace"] == NAMESPACE
+    assert metadata["labels"]["grafana_dashboard"] == "1"
+    assert metadata["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert metadata["labels"]["app.kubernetes.io/component"] == "dashboard"
+    assert list(config_map["data"]) == ["modelrollout.json"]
+    shipped = (CHART_DIR / "dashboards" / "modelrollout.json").read_text()
+    assert json.loads(config_map["data"]["modelrollout.json"]) == json.loads(shipped)
+
+
+def test_grafana_dashboard_labels_and_namespace(helm: Helm) -> None:
+    values = {
+        "grafana": {
+            "dashboard": {
+                "enabled": True,
+                # A sidecar that selects another label: the default one is dropped with null.
+                "labels": {"grafana_dashboard": None, "dashboards": "ml"},
+                "namespace": "monitoring",
+            }
+        }
+    }
+    metadata = one(helm.template(values), "ConfigMap")["metadata"]
+    assert metadata["namespace"] == "monitoring"
+    assert metadata["labels"]["dashboards"] == "ml"
+    assert "grafana_dashboard" not in metadata["labels"]
 
 
 def test_crds_install_false_renders_no_crd(non_default: list[Manifest]) -> None:

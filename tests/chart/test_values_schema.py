@@ -161,8 +161,18 @@ def test_schema_rejects_bad_enums(
         {"podLabels": {"team": 7}},
         {"imagePullSecrets": ["registry-credentials"]},
         {"resources": {"limits": {"memory": "lots"}}},
+        {"grafana": {"dashboard": {"namespace": "Monitoring"}}},
+        {"grafana": {"dashboard": {"labels": {"grafana_dashboard": 1}}}},
     ],
-    ids=["namespace-name", "port", "label-value", "pull-secret", "quantity"],
+    ids=[
+        "namespace-name",
+        "port",
+        "label-value",
+        "pull-secret",
+        "quantity",
+        "dashboard-namespace",
+        "dashboard-label",
+    ],
 )
 def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any]) -> None:
     helm.template_error(values)
