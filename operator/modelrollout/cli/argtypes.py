@@ -65,6 +65,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative_seconds(text: str) -> float:
+    """An argparse type: a duration of zero or more (``0``, ``30s``) in seconds."""
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
 def flag(field_name: str) -> str:
     """The flag of a model field: ``max_p99_ms`` → ``--max-p99-ms``."""
     return "--" + field_name.replace("_", "-")

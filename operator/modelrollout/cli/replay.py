@@ -48,7 +48,7 @@ from modelrollout.core.replay.result import (
 from modelrollout.core.replay.run import RUN_ENV, ReplayRun
 from modelrollout.core.replay.selection import EventSelection
 from modelrollout.services.replay.dataset import DatasetError, DatasetFetchError
-from modelrollout.services.replay.runner import Progress, run_replay
+from modelrollout.services.replay.runner import REACH_WAIT_SECONDS, Progress, run_replay
 
 EXIT_PASSED = 0
 EXIT_CRITERIA_FAILED = 1
@@ -197,6 +197,14 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         default=ReplayOptions().timeout,
         metavar="T",
         help="per-request timeout (default %(default)s)",
+    )
+    send.add_argument(
+        "--wait-for-endpoints",
+        type=argtypes.non_negative_seconds,
+        default=REACH_WAIT_SECONDS,
+        metavar="D",
+        help="before the clock starts, wait at most this long for the endpoints to accept "
+        "a connection (default 30s; 0 does not wait)",
     )
     send.add_argument(
         "--max-lag",
@@ -692,7 +700,9 @@ def _finish(result: ReplayResult, args: argparse.Namespace, interrupted: bool) -
 # -- commands -------------------------------------------------------------------------------
 
 
-async def _run_async(job: ReplayRun, display: ProgressDisplay) -> tuple[ReplayResult, bool]:
+async def _run_async(
+    job: ReplayRun, display: ProgressDisplay, reach_wait: float = REACH_WAIT_SECONDS
+) -> tuple[ReplayResult, bool]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -701,7 +711,7 @@ async def _run_async(job: ReplayRun, display: ProgressDisplay) -> tuple[ReplayRe
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        result = await run_replay(job, display, stop=stop)
+        result = await run_replay(job, display, stop=stop, reach_wait=reach_wait)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
@@ -717,7 +727,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     display = ProgressDisplay(sys.stderr, enabled=not args.quiet)
     try:
-        result, interrupted = asyncio.run(_run_async(job, display))
+        result, interrupted = asyncio.run(_run_async(job, display, args.wait_for_endpoints))
     except (DatasetError, EmptyDatasetError) as error:
         print(f"modelrollout replay: {_events_message(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -276,12 +276,15 @@ def test_unreachable_target_counts_connection_errors(tmp_path: Path, events: Eve
         "300",
         "--timeout",
         "2s",
+        "--wait-for-endpoints",
+        "1s",
     )
     assert code == 0  # no criteria: the run itself succeeded
     assert result is not None
     assert result.errors == {"connection": 60}
     assert result.availability == 0
     assert any("failed to connect" in w for w in result.warnings)
+    assert any("accepted no connection in the 1 s before the run" in w for w in result.warnings)
     code, _ = _replay(
         tmp_path,
         "--events",
@@ -292,6 +295,8 @@ def test_unreachable_target_counts_connection_errors(tmp_path: Path, events: Eve
         "300",
         "--min-availability",
         "0.9",
+        "--wait-for-endpoints",
+        "0",
     )
     assert code == 1
 

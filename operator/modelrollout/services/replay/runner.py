@@ -253,6 +253,7 @@ async def run_replay(
     *,
     progress_interval: float = 0.5,
     stop: asyncio.Event | None = None,
+    reach_wait: float = 0.0,
 ) -> ReplayResult:
     """Run one replay (or one shard of it) and return its result.
 
@@ -284,6 +285,9 @@ async def run_replay(
             DatasetInfo(tally.selected_total, tally.first_timestamp, tally.last_timestamp),
         )
         acc = ReplayAccumulator(baseline=job.baseline is not None, reader=prediction_reader)
+        unreachable = await wait_until_reachable(
+            [u for u in (job.target, job.baseline) if u is not None], reach_wait
+        )
         transports = [make_transport(job.client, options.concurrency, options.timeout_seconds)]
         if job.baseline is not None:
             transports.append(
@@ -328,11 +332,57 @@ async def run_replay(
         ],
     )
     result = result_from_run(acc, info)
+    for url in unreachable:
+        result.warnings.insert(
+            0,
+            f"{url} accepted no connection in the {reach_wait:g} s before the run; "
+            "the run went ahead and counted what failed",
+        )
     if interrupted:
         result.warnings.insert(
             0, f"the run was interrupted after {duration:.1f} s: the result covers part of it"
         )
     return result
+
+
+REACH_WAIT_SECONDS = 30.0
+"""How long a run waits for its endpoints to accept connections before its clock starts."""
+
+
+async def wait_until_reachable(
+    urls: list[str], seconds: float, *, interval: float = 0.2
+) -> list[str]:
+    """Wait until a TCP connection to each URL's host and port succeeds, at most ``seconds``
+    in all; the URLs that never accepted one.
+
+    A model that has just turned ready may not be reachable through its Service yet (the
+    node's proxy rules follow the endpoints a moment later); a replay that started then
+    would count connection errors that belong to the cluster, not to the model.
+    """
+    if seconds <= 0:
+        return []
+    deadline = time.monotonic() + seconds
+    waiting = list(urls)
+    while waiting:
+        still = []
+        for url in waiting:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(parts.hostname, port), timeout=interval * 5
+                )
+            except (OSError, TimeoutError):
+                still.append(url)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        waiting = still
+        if not waiting or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(interval)
+    return waiting
 
 
 async def _send_all(
