@@ -232,6 +232,7 @@ async def test_a_malformed_request_is_refused_saying_why_and_the_connection_clos
     assert answers[0].status == status
     assert words in json.loads(answers[0].body)["error"]
     assert answers[0].get("Connection") == "close"
+    assert answers[0].get("X-Inference-Id")
     assert rest == b""
     assert skipped == 1
     assert echo.requests == []

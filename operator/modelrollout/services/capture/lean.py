@@ -566,8 +566,8 @@ class _Client(asyncio.Protocol):
             error.status,
             _reason(error.status),
             body_length=len(body),
-            id_header=None,
-            inference_id=None,
+            id_header=self.server.id_header,
+            inference_id=self.proxy.choose_id(None),  # every answer carries an id
             keep_alive=False,
         )
         self._write(head, body, keep_alive=False)
