@@ -233,17 +233,9 @@ def judge_agreement(
     """Fail when the candidate's disagreement exceeds the floor's by more than
     ``tolerance`` with ``confidence`` (the interval's lower end is above it); Pass with at
     least ``min_pairs`` pairs on both sides otherwise; Inconclusive below that."""
-    cand = state.candidate or ComparisonState(
-        pairs=0,
-        agreed=0,
-        target_only=0,
-        baseline_only=0,
-        neither=0,
-        scored=0,
-        diff_sum=0.0,
-        abs_diff=LogHistogram().to_state(),
-    )
-    floor = state.floor or cand.model_copy(update={"pairs": 0, "agreed": 0})
+    empty = comparison_state(ComparisonAccumulator())
+    cand = state.candidate or empty
+    floor = state.floor or empty
     n1, n2 = cand.pairs, floor.pairs
     agreement = cand.agreed / n1 if n1 else None
     floor_agreement = floor.agreed / n2 if n2 else None

@@ -43,9 +43,8 @@ def judge_probes(
         done = tally.successful + tally.failed + tally.inconclusive if tally else 0
         look = judging.looks(done, planned_seconds, interval)
         try:
-            probes[judge.name] = rollout.Probe(
-                *_measure(provider, judge, variables, judged, baseline, look, field)
-            )
+            value, basis = _measure(provider, judge, variables, judged, baseline, look, field)
+            probes[judge.name] = rollout.Probe(value, basis=basis)
         except (providers.MetricQueryError, errors.InvalidSpec, ValueError) as exc:
             probes[judge.name] = rollout.Probe(None, str(exc))
     return probes
@@ -59,7 +58,7 @@ def _measure(
     baseline: judging.Side,
     look: tuple[int, int],
     field: str,
-) -> tuple[float | None, None, None, str]:
+) -> tuple[float | None, str]:
     if judge.metric == "Latency":
         assert judge.latency is not None
         unit = UNIT_MS[judge.latency.unit]
@@ -70,8 +69,7 @@ def _measure(
             histograms.append(
                 judging.bucket_counts(provider.query_vector(query), unit_ms=unit, field=field)
             )
-        value, basis = judging.evaluate_latency(judge, histograms[0], histograms[1], look)
-        return value, None, None, basis
+        return judging.evaluate_latency(judge, histograms[0], histograms[1], look)
     counts = []
     for side in (baseline, judged):
         queries = judging.queries(judge, variables, side, field=field)
@@ -80,5 +78,4 @@ def _measure(
         total = provider.query(queries.total)
         failed = provider.query(queries.errors) if total else 0.0
         counts.append((failed or 0.0, total or 0.0))
-    value, basis = judging.evaluate_errors(judge, counts[0], counts[1], look)
-    return value, None, None, basis
+    return judging.evaluate_errors(judge, counts[0], counts[1], look)

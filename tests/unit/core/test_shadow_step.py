@@ -3,12 +3,15 @@ first weighted step, a rollback, or a hold for more pairs."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from modelrollout.core import reasons, rollout
 from modelrollout.core.conditions import get_condition
 from modelrollout.core.replay.quality import PredictionReader
 from modelrollout.core.shadow import Answer, ShadowTally
+from rollout_helpers import NOW, ready, replay, with_status
 from unit.core.test_baking import baking, v2
 
 READER = PredictionReader.create("response.payload.predictions[0]")
@@ -45,13 +48,7 @@ def test_the_bake_starts_in_shadow_without_live_traffic():
     assert reasons.SHADOW_STARTED in [e.reason for e in d.events]
     assert rollout.in_shadow(md.model_copy(update={"status": d.status}))
     # no SLO is measured while the candidate has no live traffic
-    assert not rollout.analysis_due(md.model_copy(update={"status": d.status}), rollout_now(d))
-
-
-def rollout_now(d: rollout.Decision):
-    from modelrollout.core.clock import parse_rfc3339
-
-    return parse_rfc3339(d.status.stage_started_at)
+    assert not rollout.analysis_due(md.model_copy(update={"status": d.status}), NOW)
 
 
 @pytest.mark.parametrize(
@@ -84,10 +81,6 @@ def test_the_shadow_step_decides(seconds, n, flips, phase, outcome, weight, even
 
 
 def _observed(md, d, seconds):
-    from datetime import timedelta
-
-    from rollout_helpers import NOW, ready, replay, with_status
-
     return rollout.Observed(
         md=with_status(md, d.status),
         missing=[],
