@@ -234,6 +234,20 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="HTTP client implementation (default aiohttp)",
     )
 
+    send.add_argument(
+        "--capacity-p99-ms",
+        type=float,
+        metavar="MS",
+        help="report the capacity: the highest rate whose p99 stayed within MS "
+        "(use with --pattern ramp:FROM:TO)",
+    )
+    send.add_argument(
+        "--capacity-window",
+        default=ReplayOptions().capacity_window,
+        metavar="DURATION",
+        help="windows in which the capacity's p99 is measured (default 5s)",
+    )
+
     quality = parser.add_argument_group("predictions and labels")
     quality.add_argument(
         "--prediction-path",
@@ -491,11 +505,11 @@ def _run_from_flags(args: argparse.Namespace) -> ReplayRun:
             positive_label=args.positive_label,
             use_event_path=args.use_event_path,
             headers=dict(args.header),
+            capacity_p99_ms=args.capacity_p99_ms,
+            capacity_window=args.capacity_window,
         )
     except ValidationError as error:
-        raise BadInput(
-            _pydantic_message(error).replace("prediction_path:", "--prediction-path:")
-        ) from None
+        raise BadInput(_pydantic_message(error, flags=True)) from None
     return ReplayRun(
         events=args.events,
         target=args.target,

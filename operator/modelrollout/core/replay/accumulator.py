@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelrollout.core import schema
 from modelrollout.core.replay.histogram import LogHistogram
 from modelrollout.core.replay.quality import (
     InvalidPrediction,
@@ -227,6 +228,8 @@ class ReplayAccumulator:
             ComparisonAccumulator() if baseline else None
         )
         self._pending: dict[int, Prediction | None] = {}
+        self.requests = schema.Sampler()
+        self.responses = schema.Sampler()
 
     def endpoint(self, which: int) -> EndpointAccumulator:
         if which == 0:

@@ -81,6 +81,20 @@ class ReplayOptions(ApiModel):
         default_factory=dict,
         description="Extra headers on every request (they override recorded headers).",
     )
+    capacity_p99_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "When set, the result reports the capacity: the highest rate at which p99 latency "
+            "stayed at or below this many milliseconds. Use it with a ramp or steps rate "
+            "pattern that pushes past the limit."
+        ),
+    )
+    capacity_window: str = Field(
+        default="5s",
+        pattern=DURATION_PATTERN,
+        description="Length of the windows in which the capacity's p99 is measured.",
+    )
 
     @field_validator("prediction_path")
     @classmethod
@@ -94,6 +108,14 @@ class ReplayOptions(ApiModel):
     def _positive_timeout(cls, value: str) -> str:
         if parse_duration(value) <= 0:
             raise ValueError("timeout must be positive")
+        return value
+
+    @field_validator("capacity_window")
+    @classmethod
+    def _whole_window(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError("capacityWindow must be a whole number of seconds, at least 1s")
         return value
 
     @property

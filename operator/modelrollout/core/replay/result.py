@@ -32,8 +32,10 @@ from typing import Any, Literal
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
-from modelrollout.core import jobs
-from modelrollout.core.api.base import ApiModel
+from modelrollout.core import jobs, schema
+from modelrollout.core.api.base import ApiModel, parse_duration
+from modelrollout.core.api.common import EmbeddedObject
+from modelrollout.core.replay import capacity
 from modelrollout.core.replay.accumulator import (
     TIMELINE_ACCURACY,
     ComparisonAccumulator,
@@ -41,6 +43,7 @@ from modelrollout.core.replay.accumulator import (
     ReplayAccumulator,
     TimelineBucket,
 )
+from modelrollout.core.replay.capacity import CapacityReport
 from modelrollout.core.replay.criteria import CheckResult, SuccessCriteria, Verdict
 from modelrollout.core.replay.histogram import HistogramState, LogHistogram, decode_counts
 from modelrollout.core.replay.options import ReplayOptions
@@ -285,6 +288,30 @@ SUMMARY_DIGITS = 6
 readable in ``kubectl get``."""
 
 
+class ApiShape(ApiModel):
+    """JSON Schemas inferred from the requests sent and the target's successful answers."""
+
+    request: EmbeddedObject | None = Field(
+        default=None, description="Schema of the request bodies (JSON documents only)."
+    )
+    response: EmbeddedObject | None = Field(
+        default=None, description="Schema of the answers (JSON documents only)."
+    )
+    request_samples: int = Field(default=0, ge=0, description="Request bodies looked at.")
+    response_samples: int = Field(default=0, ge=0, description="Answers looked at.")
+
+    def merged(self, other: ApiShape) -> ApiShape:
+        def both(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+            return b if a is None else a if b is None else schema.merge(a, b)
+
+        return ApiShape(
+            request=both(self.request, other.request),
+            response=both(self.response, other.response),
+            request_samples=self.request_samples + other.request_samples,
+            response_samples=self.response_samples + other.response_samples,
+        )
+
+
 class ReplaySummary(ApiModel):
     """The measurements of a run without its mergeable state, timeline and settings: what a
     ReplayTest's status shows. Every field is the result's field of the same name."""
@@ -314,6 +341,14 @@ class ReplaySummary(ApiModel):
     )
     comparison: ComparisonReport | None = Field(
         default=None, description="Side-by-side comparison, when a baseline was given."
+    )
+    capacity: CapacityReport | None = Field(
+        default=None,
+        description="The highest rate at which p99 stayed within capacityP99Ms, when asked.",
+    )
+    api: ApiShape | None = Field(
+        default=None,
+        description="The shape of the requests sent and of the target's answers, inferred.",
     )
     warnings: list[str] = Field(
         default_factory=list, description="Things that make the measurements less reliable."
@@ -398,6 +433,7 @@ class RunInfo:
     filtered: int = 0
     malformed: int = 0
     malformed_lines: list[MalformedLine] = field(default_factory=list)
+    api: ApiShape | None = None
 
 
 @dataclass(slots=True)
@@ -749,6 +785,10 @@ def build_result(
             comparison=saved_comparison,
         ),
     )
+    result.api = info.api
+    result.capacity = _capacity(
+        result.state.target, info.settings.options if info.settings is not None else None
+    )
     result.warnings = _warnings(result)
     result.verdict = evaluate(result, info.criteria)
     return result
@@ -761,6 +801,13 @@ def result_from_run(acc: ReplayAccumulator, info: RunInfo) -> ReplayResult:
     if acc.baseline is not None:
         baseline = (acc.baseline, _single_rates(acc.baseline, info.planned_seconds))
     comparison = acc.comparison
+    if info.api is None and (acc.requests.count or acc.responses.count):
+        info.api = ApiShape(
+            request=acc.requests.schema,
+            response=acc.responses.schema,
+            request_samples=acc.requests.count,
+            response_samples=acc.responses.count,
+        )
     if baseline is not None and comparison is None:  # pragma: no cover - defensive
         comparison = ComparisonAccumulator()
     return build_result(acc.target, target_rates, baseline, comparison, info)
@@ -839,8 +886,44 @@ def merge_results(
         filtered=sum(r.counts.filtered for r in results),
         malformed=sum(r.counts.malformed for r in results),
         malformed_lines=[MalformedLine(line=line, reason=reason) for line, reason in samples],
+        api=_merged_api([r.api for r in results if r.api is not None]),
     )
     return build_result(target, target_rates, baseline, comparison, info)
+
+
+def _merged_api(shapes: Sequence[ApiShape]) -> ApiShape | None:
+    if not shapes:
+        return None
+    merged = shapes[0]
+    for shape in shapes[1:]:
+        merged = merged.merged(shape)
+    return merged
+
+
+def _capacity(state: EndpointState, options: ReplayOptions | None) -> CapacityReport | None:
+    """The capacity shown by the target's timeline, when the run asked for it."""
+    if options is None or options.capacity_p99_ms is None:
+        return None
+    width = int(parse_duration(options.capacity_window))
+    windows: dict[int, list[TimelineState]] = {}
+    for point in state.timeline:
+        windows.setdefault(point.second // width, []).append(point)
+    cut = []
+    for start, points in sorted(windows.items()):
+        latency = timeline_histogram(points[0])
+        for point in points[1:]:
+            latency.merge(timeline_histogram(point))
+        cut.append(
+            capacity.Window(
+                start=start * width,
+                sent=sum(p.sent for p in points),
+                ok=sum(p.ok for p in points),
+                errors=sum(p.errors for p in points),
+                dropped=sum(p.dropped for p in points),
+                latency=latency,
+            )
+        )
+    return capacity.assess(cut, options.capacity_p99_ms, width)
 
 
 # -- the result log line ------------------------------------------------------------------

@@ -174,6 +174,8 @@ class _Endpoint:
         loop = self.loop
         url = _endpoint_url(self.url, event, self.use_event_path)
         headers = self._headers(event)
+        if self.which == 0 and self.acc.requests.wanted:
+            self.acc.requests.add(event.body)
         sent_at = loop.time()
         lag = sent_at - (self.start + send.offset)
         try:
@@ -184,6 +186,8 @@ class _Endpoint:
             kind, prediction = "connection", None
         else:
             kind, prediction = classify_response(status, body, self.reader)
+            if kind == "ok" and self.which == 0 and self.acc.responses.wanted:
+                self.acc.responses.add(body)
         finally:
             service = loop.time() - sent_at
             self.in_flight -= 1
