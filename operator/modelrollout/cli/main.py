@@ -19,6 +19,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 def _registrars() -> list[Registrar]:
     from modelrollout.cli import (
         capture,
+        catalog,
         control,
         crds,
         judge,
@@ -29,7 +30,7 @@ def _registrars() -> list[Registrar]:
         serve_model,
     )
 
-    modules = (run, control, replay, report, serve_model, crds, monitor, judge, capture)
+    modules = (run, control, replay, report, serve_model, crds, monitor, judge, capture, catalog)
     return [m.register for m in modules]
 
 

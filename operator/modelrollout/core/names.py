@@ -9,6 +9,7 @@ never collide and the same input always yields the same name (which is what make
 from __future__ import annotations
 
 import hashlib
+import re
 
 MAX_LABEL = 63
 
@@ -51,3 +52,11 @@ def job_name(replay_test: str, generation: int) -> str:
     # to pod names, so keep room.
     suffix = f"-g{generation}"
     return bounded(replay_test, limit=52 - len(suffix)) + suffix
+
+
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def is_label_value(value: str) -> bool:
+    """Whether ``value`` can be a label value (at most 63 characters of the allowed set)."""
+    return len(value) <= MAX_LABEL and LABEL_VALUE.match(value) is not None

@@ -194,15 +194,24 @@ class Kube:
             f"{plural}/{name}",
         )
 
-    def list_custom(self, plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    def list_custom(
+        self, plural: str, namespace: str | None, label_selector: str
+    ) -> list[dict[str, Any]]:
+        """Objects of one of our kinds in ``namespace`` (every namespace for None)."""
         data = call_json(
-            lambda: self.custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                label_selector=label_selector,
-                _preload_content=False,
+            lambda: (
+                self.custom.list_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    label_selector=label_selector,
+                    _preload_content=False,
+                )
+                if namespace is not None
+                else self.custom.list_cluster_custom_object(
+                    GROUP, VERSION, plural, label_selector=label_selector, _preload_content=False
+                )
             ),
             plural,
             verb="list",

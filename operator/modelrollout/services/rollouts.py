@@ -10,6 +10,7 @@ with one merge patch, skipped when nothing changed.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,16 +18,18 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from modelrollout.core import names, rollout
+from modelrollout.core import errors, names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
 from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus, Phase
 from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import parse_rfc3339, utcnow
 from modelrollout.core.conditions import get_condition
 from modelrollout.core.references import model_deployment_refs
-from modelrollout.services import baking, metrics, reconciling
+from modelrollout.services import baking, catalog, metrics, reconciling
 from modelrollout.services.kube import Kube
 from modelrollout.services.monitoring import shadowing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,10 @@ class RolloutService:
                 self.kube, md, decision.status.phase, list(decision.events), now
             )
         _export_metrics(namespace, name, md.status, decision.status, observed.now)
+        try:
+            catalog.record_rollout(self.kube, md, md.status, decision.status, observed.replay, now)
+        except errors.ModelRolloutError as exc:  # the record waits; the rollout does not
+            log.warning("catalog record of %s/%s not written: %s", namespace, name, exc)
         for metric, probe in (measurements or {}).items():
             if probe.bounds is None:
                 continue

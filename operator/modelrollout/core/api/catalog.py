@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelrollout.core.api import modeldeployment, replaytest
+from modelrollout.core.api import modeldeployment, modelversion, replaytest
 from modelrollout.core.api.common import GROUP, VERSION
 from modelrollout.core.api.crdgen import CrdInfo, PrinterColumn
 
@@ -67,4 +67,45 @@ REPLAY_TEST = CrdInfo(
     ),
 )
 
-ALL = (MODEL_DEPLOYMENT, REPLAY_TEST)
+MODEL_VERSION = CrdInfo(
+    group=GROUP,
+    version=VERSION,
+    kind=modelversion.KIND,
+    plural=modelversion.PLURAL,
+    singular="modelversion",
+    short_names=("mv",),
+    model=modelversion.ModelVersion,
+    columns=(
+        PrinterColumn("Model", ".spec.model", description="The model's name."),
+        PrinterColumn("Version", ".spec.version", description="The model version."),
+        PrinterColumn("Category", ".status.category", description="Its category."),
+        PrinterColumn("Stage", ".status.stage", description="Where the version is now."),
+        PrinterColumn(
+            "P99ms",
+            ".status.replay.latencyMs.p99",
+            type="number",
+            description="p99 latency measured by its replay (ms).",
+        ),
+        PrinterColumn(
+            "Accuracy",
+            ".status.replay.accuracy",
+            type="number",
+            description="Accuracy measured by its replay.",
+        ),
+        PrinterColumn(
+            "Capacity",
+            ".status.capacity.rate",
+            type="number",
+            description="Highest rate (req/s) at which p99 held its target.",
+        ),
+        PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        PrinterColumn(
+            "Deployment",
+            ".spec.modelDeployment",
+            description="The ModelDeployment.",
+            priority=1,
+        ),
+    ),
+)
+
+ALL = (MODEL_DEPLOYMENT, REPLAY_TEST, MODEL_VERSION)

@@ -72,6 +72,38 @@ class ModelSpec(ApiModel):
         description="Informational: the framework or serving runtime (sklearn, xgboost...).",
         max_length=63,
     )
+    api: DeclaredApi | None = Field(
+        default=None,
+        description="The prediction API, declared. Without it the catalog shows the schema "
+        "inferred from the replayed requests and the version's answers.",
+    )
+
+
+class DeclaredApi(ApiModel):
+    """A declared request and response schema (JSON Schema)."""
+
+    request: EmbeddedObject | None = Field(default=None, description="JSON Schema of a request.")
+    response: EmbeddedObject | None = Field(default=None, description="JSON Schema of an answer.")
+
+
+class CatalogSpec(ApiModel):
+    """What the catalog records of each version (kind ModelVersion, one per version)."""
+
+    enabled: bool = Field(
+        default=True, description="Keep a ModelVersion record of every version rolled out."
+    )
+    requests_query: str | None = Field(
+        default=None,
+        description="PromQL returning the live requests a version served, for the record's "
+        "usage; run by stages.baking.analysis.provider. Variables: {{ version }}, "
+        "{{ range }} (time since the version began serving, e.g. 3600s) and the SLO "
+        "variables.",
+        min_length=1,
+        max_length=8192,
+    )
+    usage_interval: Duration = Field(
+        default="10m", description="How often requestsQuery is run for the serving versions."
+    )
 
 
 class ServingSpec(ApiModel):
@@ -564,6 +596,9 @@ NO_ROUTER_NO_BAKE = (
 )
 
 
+NEEDS_PROVIDER = "catalog.requestsQuery needs stages.baking.analysis, whose provider runs it"
+
+
 class ModelDeploymentSpec(ApiModel):
     """The desired model, how it is served, and how new versions reach production."""
 
@@ -624,6 +659,13 @@ class ModelDeploymentSpec(ApiModel):
                 "a QualityDrop trigger needs monitoring.labels",
                 field_path=".monitoring.labels",
             ),
+            cel(
+                "!has(self.catalog) || !has(self.catalog.requestsQuery) || "
+                "(has(self.stages) && has(self.stages.baking) && "
+                "has(self.stages.baking.analysis))",
+                NEEDS_PROVIDER,
+                field_path=".catalog.requestsQuery",
+            ),
         )
     }
 
@@ -647,6 +689,9 @@ class ModelDeploymentSpec(ApiModel):
         description="Capture of live traffic, the baseline profile and delayed labels.",
     )
     gates: GatesSpec = Field(default_factory=GatesSpec, description="Manual gates.")
+    catalog: CatalogSpec = Field(
+        default_factory=CatalogSpec, description="The catalog's records of each version."
+    )
     approvals: list[Approval] = Field(
         default_factory=list,
         description="Gate approvals kept in Git: an approval opens a gate for one version.",
@@ -696,6 +741,13 @@ class ModelDeploymentSpec(ApiModel):
             raise ValueError("monitoring.baseline: a FeatureDrift trigger needs it")
         if "QualityDrop" in types and monitoring.labels is None:
             raise ValueError("monitoring.labels: a QualityDrop trigger needs it")
+        return self
+
+    @model_validator(mode="after")
+    def _usage_provider(self) -> ModelDeploymentSpec:
+        baking = self.stages.baking
+        if self.catalog.requests_query is not None and (baking is None or baking.analysis is None):
+            raise ValueError(f"catalog.requestsQuery: {NEEDS_PROVIDER}")
         return self
 
 

@@ -289,20 +289,21 @@ readable in ``kubectl get``."""
 
 
 class ApiShape(ApiModel):
-    """JSON Schemas inferred from the requests sent and the target's successful answers."""
+    """JSON Schemas inferred from the requests sent and the target's successful answers
+    (empty when none of them was a JSON document)."""
 
-    request: EmbeddedObject | None = Field(
-        default=None, description="Schema of the request bodies (JSON documents only)."
+    request: EmbeddedObject = Field(
+        default_factory=dict, description="Schema of the request bodies (JSON documents only)."
     )
-    response: EmbeddedObject | None = Field(
-        default=None, description="Schema of the answers (JSON documents only)."
+    response: EmbeddedObject = Field(
+        default_factory=dict, description="Schema of the answers (JSON documents only)."
     )
     request_samples: int = Field(default=0, ge=0, description="Request bodies looked at.")
     response_samples: int = Field(default=0, ge=0, description="Answers looked at.")
 
     def merged(self, other: ApiShape) -> ApiShape:
-        def both(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
-            return b if a is None else a if b is None else schema.merge(a, b)
+        def both(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+            return b if not a else a if not b else schema.merge(a, b)
 
         return ApiShape(
             request=both(self.request, other.request),
@@ -803,8 +804,8 @@ def result_from_run(acc: ReplayAccumulator, info: RunInfo) -> ReplayResult:
     comparison = acc.comparison
     if info.api is None and (acc.requests.count or acc.responses.count):
         info.api = ApiShape(
-            request=acc.requests.schema,
-            response=acc.responses.schema,
+            request=acc.requests.schema or {},
+            response=acc.responses.schema or {},
             request_samples=acc.requests.count,
             response_samples=acc.responses.count,
         )

@@ -9,6 +9,7 @@ patch. A finished ReplayTest is left alone until its spec changes.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,7 +22,7 @@ from modelrollout.core.api.replaytest import ReplayTest, ReplayTestSpec, ReplayT
 from modelrollout.core.clock import utcnow
 from modelrollout.core.references import replay_test_refs
 from modelrollout.core.replay import decision, shards
-from modelrollout.services import reconciling
+from modelrollout.services import catalog, reconciling
 from modelrollout.services.config import OperatorConfig
 from modelrollout.services.kube import Kube
 from modelrollout.services.replay.executors import (
@@ -32,6 +33,8 @@ from modelrollout.services.replay.executors import (
 )
 from modelrollout.services.replay.executors.job import JobExecutor
 from modelrollout.services.replay.executors.local import LocalExecutor
+
+log = logging.getLogger(__name__)
 
 LABEL_REPLAY_TEST = shards.LABEL_REPLAY_TEST
 
@@ -103,9 +106,24 @@ class ReplayTestService:
             self.executor.start(execution)
         if execution is not None and decided.stop:
             self.executor.stop(execution)
+        ended = ("Succeeded", "Failed")
+        if (
+            decided.status.phase in ended
+            and decided.status.result is not None
+            and (test.status is None or test.status.phase not in ended)
+        ):
+            self._record(raw, decided.status)
         return reconciling.conclude(
             self.kube, replaytest.PLURAL, raw, decided.status, decided.events, decided.requeue_after
         )
+
+    def _record(self, raw: dict[str, Any], status: ReplayTestStatus) -> None:
+        """Put a labelled test's capacity into the catalog (see services/catalog.py)."""
+        assert status.result is not None
+        try:
+            catalog.record_capacity(self.kube, raw, status.result, status.verdict, utcnow())
+        except errors.ModelRolloutError as exc:  # the test's own status comes first
+            log.warning("catalog: capacity of %s not recorded: %s", raw["metadata"]["name"], exc)
 
     def _execution(self, raw: dict[str, Any], spec: ReplayTestSpec, generation: int) -> Execution:
         meta = raw["metadata"]
