@@ -417,6 +417,15 @@ def summary(
         f"at {time.strftime('%H:%M:%S', time.gmtime(last))}: {seconds:.0f} s "
         "(from the pods' counters, 1 s scrapes)."
     )
+    print()
+    print("The catalog: what was measured of each version (kubectl modelrollout catalog list):")
+    listed = subprocess.run(
+        [sys.executable, "-m", "modelrollout", "catalog", "list", "-n", DEMO_NS,
+         "--kubeconfig", str(env.kubeconfig)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    for line in (listed.stdout or listed.stderr).splitlines():
+        print(f"  {line}")
     print(f"Whole demo: {time.monotonic() - START:.0f} s")
 
 
