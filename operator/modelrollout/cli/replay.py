@@ -649,6 +649,13 @@ def format_summary(result: ReplayResult) -> str:
                 f"max {_f(diff.max_abs, 4)}"
             )
         lines.append(text)
+    if result.capacity is not None:
+        cap = result.capacity
+        bound = "" if cap.reached else "at least "
+        lines.append(
+            f"  capacity (p99 <= {cap.p99_target_ms:g} ms): {bound}{_f(cap.rate)} ok/s; "
+            f"{cap.message}"
+        )
     for sample in result.malformed_lines[:3]:
         lines.append(f"  malformed line {sample.line}: {sample.reason}")
     for warning in result.warnings:

@@ -555,3 +555,36 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--max-p99-ratio-to-baseline" in out
+
+
+def test_ramp_reports_capacity_and_the_api_shape(
+    tmp_path: Path, servers: dict[str, ModelServer], events: Events
+) -> None:
+    ramp = ["--events", str(events(300)), "--pattern", "ramp:20:120", "--duration", "4s",
+            "--capacity-window", "1s", "--prediction-path", PREDICTION]  # fmt: skip
+    code, held = _replay(tmp_path, *ramp, "--target", servers["v2"].predict,
+                         "--capacity-p99-ms", "1000")  # fmt: skip
+    assert code == 0
+    assert held is not None
+    assert held.capacity is not None
+    assert not held.capacity.reached  # 1 s is far above what this server takes
+    assert held.capacity.rate is not None
+    assert held.capacity.rate > 20
+    assert "at least" in held.capacity.message
+    assert held.api is not None
+    assert held.api.request_samples == 100
+    assert held.api.request["required"] == ["instances"]
+    assert held.api.request["properties"]["instances"]["items"]["items"] == {"type": "number"}
+    assert held.api.response["properties"]["predictions"]["type"] == "array"
+
+    code, broke = _replay(tmp_path, *ramp, "--target", servers["slow"].predict,
+                          "--capacity-p99-ms", "100")  # fmt: skip
+    assert broke is not None
+    assert broke.capacity is not None
+    assert broke.capacity.reached  # 400 ms answers break a 100 ms target at once
+    assert broke.capacity.rate is None
+    assert "p99 4" in broke.capacity.message
+
+    code, _ = _replay(tmp_path, *ramp, "--target", servers["v2"].predict,
+                      "--capacity-p99-ms", "-3")  # fmt: skip
+    assert code == 2
