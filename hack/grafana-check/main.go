@@ -22,9 +22,10 @@
 //     themselves but inherit the panel's.
 //  3. Panel types and query data source types the SDK has no schema for are reported,
 //     since nothing in them could be checked.
-//  4. The schema's value constraints (the SDK's Validate methods: gridPos within the
-//     24-column grid with positive size, non-empty panel type, ...), on the dashboard
-//     and on each panel's plugin options and custom field config.
+//  4. Once every value has the right type: the schema's value constraints (the SDK's
+//     Validate methods: gridPos within the 24-column grid with positive size, a panel
+//     type, ...), on the dashboard and on each panel's plugin options and custom field
+//     config.
 //
 // Not checked: enum values (the SDK decodes them as plain strings), fields whose schema type
 // is "any", what a PromQL expression says, whether panels overlap, and anything Grafana
