@@ -23,7 +23,7 @@ $(BIN)/modelrollout: pyproject.toml
 
 install: $(BIN)/modelrollout ## Create .venv with the package and its development tools
 
-tools: ## Build or reuse Kubernetes, the node's pieces, helm, Prometheus (cached outside the repo)
+tools: ## Build or reuse Kubernetes, the node's pieces, helm, Prometheus, the dashboard checker (cached outside the repo)
 	bash hack/tools.sh
 
 image: install ## Build or reuse the modelrollout image, without Docker (cached by a hash of its inputs)

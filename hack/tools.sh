@@ -8,6 +8,7 @@
 #   traefik                                                 built from its module source (pinned)
 #   Gateway API standard CRDs                               from the Go module (pinned below)
 #   prometheus, promtool                                    built with `go install` (pinned below)
+#   grafana-check (dashboard schema check)                  built from hack/grafana-check
 #   openssl                                                 Debian package
 #   containerd, runc, CNI plugins, iptables, conntrack,
 #   iproute2, busybox-static, gcc, libc6-dev                Debian packages (for the node)
@@ -19,7 +20,7 @@
 # A directory counts as complete only once its stamp file is written, which happens last,
 # so an interrupted build is redone on the next run. The repository gets symlinks:
 #   .dev/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl,
-#             etcd,helm,coredns,traefik,prometheus,promtool}
+#             etcd,helm,coredns,traefik,prometheus,promtool,grafana-check}
 #   .dev/gateway-api/*.yaml
 #
 # If KUBEBUILDER_ASSETS points at a directory holding kube-apiserver, etcd and kubectl (as
@@ -27,7 +28,8 @@
 # there (usually kube-controller-manager) is built.
 #
 # Usage: bash hack/tools.sh [STEP...]
-#   STEP: system, gateway-api, helm, k8s, coredns, traefik, images, links (all by default)
+#   STEP: system, gateway-api, helm, k8s, coredns, traefik, prometheus, grafana-check, images,
+#         links (all by default)
 set -euo pipefail
 
 HELM_VERSION=v3.19.0
@@ -71,6 +73,10 @@ GATEWAY_DIR="$CACHE/gateway-api-$GATEWAY_API_VERSION"
 COREDNS_DIR="$CACHE/coredns-$COREDNS_VERSION"
 TRAEFIK_DIR="$CACHE/traefik-$TRAEFIK_VERSION"
 PROMETHEUS_DIR="$CACHE/prometheus-$PROMETHEUS_VERSION"
+GRAFANA_CHECK_MOD="$ROOT/hack/grafana-check"
+# Keyed by its sources (go.mod pins the Grafana Foundation SDK, go.sum its checksum).
+GRAFANA_CHECK_HASH=$(cat "$GRAFANA_CHECK_MOD"/* | sha256sum | cut -c1-16)
+GRAFANA_CHECK_DIR="$CACHE/grafana-check-$GRAFANA_CHECK_HASH"
 
 need_go() {
 	command -v go >/dev/null || die "go is not on PATH (Go >= 1.25 is needed to build the tools)"
@@ -382,6 +388,27 @@ step_traefik() {
 	log "traefik $TRAEFIK_VERSION: built in $(elapsed "$t0")"
 }
 
+# ---------------------------------------------------------------- grafana-check
+# Checks dashboard JSON against Grafana's schema, from the Grafana Foundation SDK's Go types.
+step_grafana_check() {
+	local stamp="$GRAFANA_CHECK_DIR/.complete" t0 tmp rc=0
+	if [[ -f $stamp && -x $GRAFANA_CHECK_DIR/grafana-check ]]; then
+		log "grafana-check $GRAFANA_CHECK_HASH: cached"
+		return
+	fi
+	need_go
+	t0=$(date +%s%N)
+	log "grafana-check $GRAFANA_CHECK_HASH: building (about a minute on a cold Go cache)"
+	new_tmp grafana-check
+	(cd "$GRAFANA_CHECK_MOD" && go build -trimpath -ldflags "-s -w" -o "$tmp/grafana-check" .)
+	"$tmp/grafana-check" 2>/dev/null || rc=$?
+	((rc == 2)) || die "the built grafana-check does not run (exit $rc without arguments, not 2)"
+	rm -rf "$GRAFANA_CHECK_DIR"
+	mv "$tmp" "$GRAFANA_CHECK_DIR"
+	awk '$1 == "require" { print $2, $3 }' "$GRAFANA_CHECK_MOD/go.mod" >"$stamp"
+	log "grafana-check $GRAFANA_CHECK_HASH: built in $(elapsed "$t0") ($(cat "$stamp"))"
+}
+
 # ---------------------------------------------------------------- node images
 # The pause and busybox images as docker-archive tars, built by hack/node.py (a static C
 # program and Debian's busybox-static) into $CACHE/images-HASH, keyed by their content.
@@ -410,6 +437,7 @@ step_links() {
 	link "$TRAEFIK_DIR/traefik" traefik
 	link "$PROMETHEUS_DIR/prometheus" prometheus
 	link "$PROMETHEUS_DIR/promtool" promtool
+	link "$GRAFANA_CHECK_DIR/grafana-check" grafana-check
 	if [[ -e $DEV/gateway-api && ! -L $DEV/gateway-api ]]; then
 		rm -rf "$DEV/gateway-api"
 	fi
@@ -418,7 +446,7 @@ step_links() {
 }
 
 steps=("$@")
-((${#steps[@]})) || steps=(system gateway-api helm k8s coredns traefik prometheus images links)
+((${#steps[@]})) || steps=(system gateway-api helm k8s coredns traefik prometheus grafana-check images links)
 for step in "${steps[@]}"; do
 	case $step in
 	system) step_system ;;
@@ -428,9 +456,10 @@ for step in "${steps[@]}"; do
 	coredns) step_coredns ;;
 	traefik) step_traefik ;;
 	prometheus) step_prometheus ;;
+	grafana-check) step_grafana_check ;;
 	images) step_images ;;
 	links) step_links ;;
-	*) die "unknown step: $step (known: system gateway-api helm k8s coredns traefik prometheus images links)" ;;
+	*) die "unknown step: $step (known: system gateway-api helm k8s coredns traefik prometheus grafana-check images links)" ;;
 	esac
 done
 log "done in $(elapsed "$START_NS")"

@@ -4,7 +4,8 @@ No Grafana runs here, so the checks are structural: the JSON parses, panels are 
 Grafana's 24-column grid without overlapping, every query goes to the `datasource` variable,
 every `$variable` is defined, and every metric name in a PromQL expression is one that the
 operator, the model server or the capture sidecar registers. Renaming a metric in the code
-without the dashboard fails here.
+without the dashboard fails here. tests/chart/test_dashboard_schema.py checks the same file
+against Grafana's own schema.
 """
 
 from __future__ import annotations
