@@ -19,9 +19,14 @@ BIN_DIR = REPO_ROOT / ".dev" / "bin"
 
 EXPECTED_CRD_FILES = (
     "modelrollout.io_modeldeployments.yaml",
+    "modelrollout.io_modelversions.yaml",
     "modelrollout.io_replaytests.yaml",
 )
-EXPECTED_CRD_NAMES = ("modeldeployments.modelrollout.io", "replaytests.modelrollout.io")
+EXPECTED_CRD_NAMES = (
+    "modeldeployments.modelrollout.io",
+    "modelversions.modelrollout.io",
+    "replaytests.modelrollout.io",
+)
 
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 
@@ -33,6 +38,8 @@ EXPECTED_RULES: dict[tuple[str, str], frozenset[str]] = {
     ),
     ("modelrollout.io", "modeldeployments/status"): frozenset({"get", "patch", "update"}),
     ("modelrollout.io", "replaytests/status"): frozenset({"get", "patch", "update"}),
+    ("modelrollout.io", "modelversions"): frozenset({"get", "patch", "create"}),
+    ("modelrollout.io", "modelversions/status"): frozenset({"get", "patch", "update"}),
     ("apps", "deployments"): frozenset(ALL_VERBS),
     ("", "services"): frozenset(ALL_VERBS),
     ("batch", "jobs"): frozenset({"get", "list", "watch", "create", "patch", "delete"}),

@@ -12,6 +12,7 @@ import yaml
 from chart.chart_support import (
     CHART_DIR,
     CONTRACT_TAIL,
+    EXPECTED_CRD_NAMES,
     EXPECTED_RULES,
     Helm,
     Manifest,
@@ -81,7 +82,7 @@ def test_default_objects(default: list[Manifest]) -> None:
         "Service",
         "Deployment",
     }
-    assert len(by_kind(default, "CustomResourceDefinition")) == 2
+    assert len(by_kind(default, "CustomResourceDefinition")) == len(EXPECTED_CRD_NAMES)
 
 
 def test_every_object_has_standard_labels_and_namespace(default: list[Manifest]) -> None:

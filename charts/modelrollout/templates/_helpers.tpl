@@ -108,7 +108,7 @@ Keep them in sync with the operator; no wildcards.
   verbs: ["get", "list", "watch", "patch", "create", "delete"]
 - apiGroups: ["modelrollout.io"]
   resources: ["modelversions"]
-  verbs: ["get", "list", "watch", "patch", "create"]
+  verbs: ["get", "patch", "create"]
 - apiGroups: ["modelrollout.io"]
   resources: ["modeldeployments/status", "replaytests/status", "modelversions/status"]
   verbs: ["get", "patch", "update"]
