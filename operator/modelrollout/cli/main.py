@@ -21,6 +21,7 @@ def _registrars() -> list[Registrar]:
         capture,
         control,
         crds,
+        dashboard,
         judge,
         monitor,
         replay,
@@ -29,7 +30,7 @@ def _registrars() -> list[Registrar]:
         serve_model,
     )
 
-    modules = (run, control, replay, report, serve_model, crds, monitor, judge, capture)
+    modules = (run, control, dashboard, replay, report, serve_model, crds, monitor, judge, capture)
     return [m.register for m in modules]
 
 

@@ -211,6 +211,21 @@ class Kube:
         items: list[dict[str, Any]] = data.get("items", [])
         return items
 
+    def list_custom_in(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of a kind in ``namespace``, or in all namespaces for None."""
+        if namespace is not None:
+            return self.list_custom(plural, namespace, "")
+        data = call_json(
+            lambda: self.custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, _preload_content=False
+            ),
+            plural,
+            verb="list",
+            resource=plural,
+        )
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
     def patch_status(
         self,
         plural: str,
@@ -427,6 +442,20 @@ class Kube:
         )
 
     # --- events --------------------------------------------------------------------------
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about one object."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        data = call_json(
+            lambda: self.core.list_namespaced_event(
+                namespace, field_selector=selector, _preload_content=False
+            ),
+            "events",
+            verb="list",
+            resource="events",
+        )
+        items: list[dict[str, Any]] = data.get("items", [])
+        return items
+
     def event(
         self,
         involved: dict[str, Any],
