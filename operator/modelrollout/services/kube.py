@@ -75,6 +75,13 @@ def call_json(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> 
     return data
 
 
+def list_items(fn: Callable[[], Any], resource: str) -> list[dict[str, Any]]:
+    """The items of one list request of ``resource``."""
+    data = call_json(fn, resource, verb="list", resource=resource)
+    items: list[dict[str, Any]] = data.get("items", [])
+    return items
+
+
 def _message(exc: ApiException) -> str:
     try:
         body = json.loads(exc.body or "{}")
@@ -215,16 +222,12 @@ class Kube:
         """Every object of a kind in ``namespace``, or in all namespaces for None."""
         if namespace is not None:
             return self.list_custom(plural, namespace, "")
-        data = call_json(
+        return list_items(
             lambda: self.custom.list_cluster_custom_object(
                 GROUP, VERSION, plural, _preload_content=False
             ),
             plural,
-            verb="list",
-            resource=plural,
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def patch_status(
         self,
@@ -347,16 +350,12 @@ class Kube:
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_json(
+        return list_items(
             lambda: self.batch.list_namespaced_job(
                 namespace, label_selector=label_selector, _preload_content=False
             ),
             "jobs",
-            verb="list",
-            resource="jobs",
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(errors.NotFound):
@@ -372,16 +371,12 @@ class Kube:
             self.cache.drop("jobs", namespace, name)
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_json(
+        return list_items(
             lambda: self.core.list_namespaced_pod(
                 namespace, label_selector=label_selector, _preload_content=False
             ),
             "pods",
-            verb="list",
-            resource="pods",
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create a Job the caller owns for its lifetime (``modelrollout profile --job``);
@@ -445,16 +440,12 @@ class Kube:
     def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         """The core/v1 Events about one object."""
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
-        data = call_json(
+        return list_items(
             lambda: self.core.list_namespaced_event(
                 namespace, field_selector=selector, _preload_content=False
             ),
             "events",
-            verb="list",
-            resource="events",
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def event(
         self,

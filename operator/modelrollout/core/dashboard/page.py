@@ -114,6 +114,21 @@ def layout(title: str, here: str, body: str, *, scope: str, script: str = "") ->
     )
 
 
+def listing_page(
+    title: str, here: str, section: str, table: str, kind: str, scope: str, problem: str
+) -> str:
+    """A page listing objects: ``table`` (already HTML; empty for none) in a section with
+    id ``section``, or what could not be read."""
+    body = f"<h1>{e(title)}</h1>"
+    if problem:
+        body += f'<p class="notice error">{e(problem)}</p>'
+    if table:
+        body += f'<section id="{section}">{table}</section>'
+    elif not problem:
+        body += f'<p class="note">No {e(kind)} here.</p>'
+    return layout(title, here, body, scope=scope)
+
+
 def error_page(title: str, message: str, *, scope: str) -> str:
     """A page that says what could not be read."""
     return layout(

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelrollout.core.api.replaytest import ReplayTest, ReplayTestStatus
-from modelrollout.core.dashboard.page import e, layout, or_dash, phase_badge, rows_table
+from modelrollout.core.dashboard.page import (
+    e,
+    layout,
+    listing_page,
+    or_dash,
+    phase_badge,
+    rows_table,
+)
 from modelrollout.core.dashboard.rollouts import conditions_list
 from modelrollout.core.replay import report
 from modelrollout.core.replay.result import ReplayResult
@@ -51,14 +58,10 @@ def listing(tests: Sequence[ReplayTest], *, scope: str, problem: str = "") -> st
             ]
         )
     head = ["namespace", "name", "phase", "verdict", "started", "sent", "req/s", "errors"]
-    body = "<h1>Replay tests</h1>"
-    if problem:
-        body += f'<p class="notice error">{e(problem)}</p>'
-    if rows:
-        body += f'<section id="replaytests">{report.table(head, rows, numeric=(5, 6, 7))}</section>'
-    elif not problem:
-        body += '<p class="note">No ReplayTest here.</p>'
-    return layout("Replay tests", "/replaytests", body, scope=scope)
+    table = report.table(head, rows, numeric=(5, 6, 7)) if rows else ""
+    return listing_page(
+        "Replay tests", "/replaytests", "replaytests", table, "ReplayTest", scope, problem
+    )
 
 
 def page(test: ReplayTest, full: ReplayResult | None, *, scope: str) -> str:

@@ -18,6 +18,7 @@ from modelrollout.core.dashboard.page import (
     Notice,
     e,
     layout,
+    listing_page,
     notice,
     or_dash,
     phase_badge,
@@ -105,14 +106,8 @@ def overview(listed: Sequence[Listed], *, scope: str, problem: str = "") -> str:
                 conditions_list(status.conditions),
             ]
         )
-    body = "<h1>Rollouts</h1>"
-    if problem:
-        body += f'<p class="notice error">{e(problem)}</p>'
-    if rows:
-        body += f'<section id="rollouts">{report.table(head, rows, numeric=())}</section>'
-    elif not problem:
-        body += '<p class="note">No ModelDeployment here.</p>'
-    return layout("Rollouts", "/", body, scope=scope)
+    table = report.table(head, rows, numeric=()) if rows else ""
+    return listing_page("Rollouts", "/", "rollouts", table, "ModelDeployment", scope, problem)
 
 
 def _summary(md: ModelDeployment) -> str:
