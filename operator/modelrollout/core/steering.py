@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from modelrollout.core import reasons
 from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
 from modelrollout.core.clock import rfc3339
 
@@ -46,6 +47,14 @@ def status_of(raw: dict[str, Any]) -> ModelDeploymentStatus:
     """The typed status of a ModelDeployment as read (the framework's bookkeeping left out)."""
     body = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
     return ModelDeploymentStatus.model_validate(body)
+
+
+def waiting_gate(status: ModelDeploymentStatus) -> str | None:
+    """The gate the rollout waits at (from its Paused condition), or None."""
+    for cond in status.conditions:
+        if cond.type == reasons.PAUSED and cond.reason == reasons.GATE_WAITING:
+            return next((g for g in GATES if f"approval of {g} " in cond.message), None)
+    return None
 
 
 def approve(name: str, status: ModelDeploymentStatus, gate: str, version: str | None) -> Decision:

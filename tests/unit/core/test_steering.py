@@ -217,3 +217,33 @@ def test_status_of_leaves_the_framework_bookkeeping_out() -> None:
     assert found.phase == "Baking"
     assert found.kopf is None
     assert steering.status_of({}).phase == ModelDeploymentStatus().phase
+
+
+def paused(reason: str, message: str) -> ModelDeploymentStatus:
+    cond = {
+        "type": "Paused",
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": STAMP,
+    }
+    return status(conditions=[cond])
+
+
+@pytest.mark.parametrize(
+    ("found", "gate"),
+    [
+        (
+            paused("GateWaiting", "waiting for approval of BeforeBaking for version v2: add"),
+            "BeforeBaking",
+        ),
+        (
+            paused("GateWaiting", "waiting for approval of BeforeProduction for version v2: add"),
+            "BeforeProduction",
+        ),
+        (paused("InconclusiveData", "waiting for approval of BeforeBaking"), None),
+        (status(), None),
+    ],
+)
+def test_the_gate_waited_at(found: ModelDeploymentStatus, gate: str | None) -> None:
+    assert steering.waiting_gate(found) == gate

@@ -216,3 +216,11 @@ def test_every_page_has_the_navigation() -> None:
         assert f'href="{path}"' in text
         assert label in text
     assert 'class="here">rollouts<' in text
+
+
+def test_approve_preselects_the_gate_waited_at() -> None:
+    waiting = dict(STATUS["conditions"][0], message="waiting for approval of BeforeProduction ")
+    text = rollouts.detail(md(conditions=[waiting]), [], csrf=CSRF, scope="s")
+    assert '<option value="BeforeProduction" selected>' in text
+    text = rollouts.detail(md(), [], csrf=CSRF, scope="s")
+    assert " selected>" not in text

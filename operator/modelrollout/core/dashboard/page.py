@@ -26,7 +26,7 @@ NAV: tuple[tuple[str, str], ...] = (
 STYLE = (
     report.STYLE
     + """
-body{max-width:72rem}
+body{max-width:80rem}
 nav{display:flex;gap:1.5rem;align-items:baseline;border-bottom:2px solid #e5e7eb;
 padding-bottom:.5rem;margin-bottom:1rem}
 nav .brand{font-weight:700}nav a{color:#1d4ed8;text-decoration:none}
@@ -39,7 +39,7 @@ font-weight:600}
 .phase.RolledBack,.phase.Failed{background:#fee2e2;color:#991b1b}
 .notice{padding:.5rem 1rem;border-radius:.25rem}
 .notice.ok{background:#dcfce7}.notice.error{background:#fee2e2;color:#991b1b;font-weight:600}
-.weights{display:flex;width:16rem;height:.8rem;border-radius:.2rem;overflow:hidden;
+.weights{display:flex;width:10rem;height:.8rem;border-radius:.2rem;overflow:hidden;
 background:#e5e7eb;margin-top:.2rem}
 .weights .stable{background:#9ca3af}.weights .candidate{background:#2563eb}
 .actions{display:flex;flex-wrap:wrap;gap:.75rem}
@@ -52,6 +52,7 @@ ul.timeline li.Successful,ul.timeline li.Promoted,ul.timeline li.Pass{border-col
 ul.timeline time{color:#6b7280;font-variant-numeric:tabular-nums;margin-right:.5rem}
 ul.timeline .source{color:#6b7280;margin-right:.5rem}
 .cond-False{color:#b91c1c}
+ul.conditions{margin:0;padding-left:1rem;font-size:.85rem}ul.conditions .msg{color:#4b5563}
 """
 )
 

@@ -26,7 +26,7 @@ from modelrollout.core.dashboard.page import (
 )
 from modelrollout.core.dashboard.timeline import Entry
 from modelrollout.core.replay import report
-from modelrollout.core.steering import GATES
+from modelrollout.core.steering import GATES, waiting_gate
 
 REFRESH_SECONDS = 3
 ACTIONS = ("approve", "abort", "resume", "retry", "undo")
@@ -72,12 +72,16 @@ def step(md: ModelDeployment) -> str:
     return f"{status.current_step + 1} of {total}" if total else str(status.current_step + 1)
 
 
+def _message(text: str) -> str:
+    return f': <span class="msg">{e(text)}</span>' if text else ""
+
+
 def conditions_list(conditions: Sequence[Condition]) -> str:
     if not conditions:
         return report.MISSING
     items = "".join(
         f'<li><span class="cond-{e(c.status)}">{e(c.type)}={e(c.status)}</span> '
-        f"{e(c.reason)}{': ' + e(c.message) if c.message else ''}</li>"
+        f"{e(c.reason)}{_message(c.message)}</li>"
         for c in conditions
     )
     return f'<ul class="conditions">{items}</ul>'
@@ -238,7 +242,10 @@ def actions(md: ModelDeployment, csrf: str) -> str:
     status = _status(md)
     namespace, name = str(md.metadata.get("namespace", "")), str(md.metadata.get("name", ""))
     path = md_path(namespace, name)
-    gates = "".join(f'<option value="{g}">{g}</option>' for g in GATES)
+    waiting = waiting_gate(status)
+    gates = "".join(
+        f'<option value="{g}"{" selected" if g == waiting else ""}>{g}</option>' for g in GATES
+    )
     approve = (
         f'<label>gate <select name="gate">{gates}</select></label> '
         f'<label>version <input name="version" size="10" '
