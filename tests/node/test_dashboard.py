@@ -25,6 +25,8 @@ from support.node import OperatorRelease, cli, gated, route, wait_phase
 from support.wait import poll_until
 
 CHROMIUM = Path("/usr/bin/chromium")
+REPLAY_RATE = {"rate": 25, "count": 150}
+"""Six seconds of replay: the charts over time have a line, not a lone point."""
 GROUP, VERSION = "modelrollout.io", "v1alpha1"
 
 
@@ -66,6 +68,12 @@ def dashboard(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[str]
             process.terminate()
             process.wait(timeout=10)
             process.stdout.close()
+
+
+def rollout(image: str, version: str) -> dict[str, Any]:
+    md = gated(image, version)
+    md["spec"]["stages"]["nonProduction"]["replay"]["rate"] = REPLAY_RATE
+    return md
 
 
 def md_status(kube_api: client.ApiClient, namespace: str) -> dict[str, Any]:
@@ -124,7 +132,7 @@ def test_dashboard_shows_and_steers_a_rollout(
     browser: Browser,
 ) -> None:
     host = f"{namespace}.example"
-    apply(cluster, namespace, events_configmap(), route(host), gated(operator_image, "v1"))
+    apply(cluster, namespace, events_configmap(), route(host), rollout(operator_image, "v1"))
     held_at_gate(kube_api, namespace, "NonProduction", 1, "v1 held at the production gate")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
 
@@ -155,7 +163,7 @@ def test_dashboard_shows_and_steers_a_rollout(
     assert page.evaluate("window.loadedOnce") is True  # no reload happened
 
     # v2 bakes to the gate; the page's buttons steer it
-    apply(cluster, namespace, gated(operator_image, "v2"))
+    apply(cluster, namespace, rollout(operator_image, "v2"))
     held_at_gate(kube_api, namespace, "Baking", 1, "v2 baked to the last step, at the gate")
     page.goto(f"{dashboard}/md/{namespace}/md")
     assert "40 % / 60 %" in page.locator("#status").inner_text()
@@ -206,8 +214,9 @@ def test_dashboard_shows_and_steers_a_rollout(
     page.goto(f"{dashboard}/replaytests/{namespace}/{replay}")
     assert "Passed" in page.locator("#state").inner_text()
     points = polyline_points(page)
-    assert points
-    assert all(n > 0 for n in points), points
+    assert len(points) >= 5, points  # sent/s, ok/s, asked rate; p50, p90, p99
+    assert all(n >= 5 for n in points), points
+    assert "maxErrorRate" in page.locator("#verdict").inner_text()
     shot(page, "replaytest.png")
     page.goto(f"{dashboard}/md/{namespace}/md")
     shot(page, "rollout-history.png")
@@ -229,7 +238,7 @@ def test_dashboard_shows_and_steers_a_rollout(
     assert made.returncode == 0, made.stderr
     page.goto(html.as_uri())
     points = polyline_points(page)
-    assert points
-    assert all(n > 0 for n in points), points
+    assert len(points) >= 5, points
+    assert all(n >= 5 for n in points), points
     shot(page, "report.png")
     page.close()

@@ -180,7 +180,7 @@ def test_replay_page_draws_the_charts_with_points() -> None:
     )
     text = replays.page(test, result, scope="s")
     assert not unescaped(text)
-    for section in ("state", "summary", "rate", "latency", "errors"):
+    for section in ("state", "verdict", "summary", "rate", "latency", "errors"):
         assert f'id="{section}"' in text
     points = re.findall(r'<polyline[^>]* points="([^"]+)"', text)
     assert points

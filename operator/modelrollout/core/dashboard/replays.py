@@ -85,7 +85,11 @@ def page(test: ReplayTest, full: ReplayResult | None, *, scope: str) -> str:
     body += f'<section id="state"><h2>Replay test</h2>{rows_table(head)}</section>'
     summary = status.result
     if full is not None:
-        body += report.summary_section(full) + report.timeline_sections(full)
+        body += (
+            report.verdict_section(full)
+            + report.summary_section(full)
+            + report.timeline_sections(full)
+        )
         summary = full
     elif summary is not None:
         body += (
