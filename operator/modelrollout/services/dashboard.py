@@ -29,7 +29,7 @@ import socket
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -50,7 +50,10 @@ NOTICES_KEPT = 64
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _model(kind: type[ModelDeployment] | type[ReplayTest], raw: dict[str, Any]) -> Any:
+Kind = TypeVar("Kind", ModelDeployment, ReplayTest)
+
+
+def _model(kind: type[Kind], raw: dict[str, Any]) -> Kind:
     """The typed object; the framework's bookkeeping in the status is left out."""
     status = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
     return kind.model_validate({**raw, "status": status or None})
@@ -154,7 +157,7 @@ class Dashboard:
         raw = self.kube.get_custom(modeldeployment.PLURAL, namespace, name)
         if raw is None:
             raise errors.NotFound(404, f"ModelDeployment {namespace}/{name}", "not found")
-        md: ModelDeployment = _model(ModelDeployment, raw)
+        md = _model(ModelDeployment, raw)
         events = self.kube.list_events(namespace, modeldeployment.KIND, name)
         return md, list(timeline.timeline(md.status or _empty_status(), events))
 
@@ -219,7 +222,7 @@ class Dashboard:
         raw = self.kube.get_custom(replaytest.PLURAL, namespace, name)
         if raw is None:
             raise errors.NotFound(404, f"ReplayTest {namespace}/{name}", "not found")
-        test: ReplayTest = _model(ReplayTest, raw)
+        test = _model(ReplayTest, raw)
         return test, self._full_result(test)
 
     def _full_result(self, test: ReplayTest) -> ReplayResult | None:

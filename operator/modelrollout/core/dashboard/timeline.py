@@ -33,20 +33,23 @@ class Entry:
 
 def event_entry(event: dict[str, Any]) -> Entry | None:
     """A core/v1 Event as an entry; None for one without a time."""
-    at = (
+    at = str(
         event.get("lastTimestamp")
         or event.get("eventTime")
         or event.get("firstTimestamp")
         or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
     )
     if not at:
         return None
+    if len(at) > len("2006-01-02T15:04:05Z"):  # eventTime has microseconds
+        at = at[:19] + "Z"
     count = int(event.get("count") or 1)
     text = str(event.get("message") or "")
     if count > 1:
         text += f" (x{count})"
     return Entry(
-        at=str(at)[:19] + "Z" if len(str(at)) > 20 else str(at),
+        at=at,
         source="event",
         kind=str(event.get("type") or "Normal"),
         title=str(event.get("reason") or ""),
