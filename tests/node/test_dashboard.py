@@ -135,6 +135,8 @@ def test_dashboard_shows_and_steers_a_rollout(
     apply(cluster, namespace, events_configmap(), route(host), rollout(operator_image, "v1"))
     held_at_gate(kube_api, namespace, "NonProduction", 1, "v1 held at the production gate")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
 
     # the overview: name, phase, weights
     page.goto(f"{dashboard}/")
@@ -217,9 +219,14 @@ def test_dashboard_shows_and_steers_a_rollout(
     assert len(points) >= 5, points  # sent/s, ok/s, asked rate; p50, p90, p99
     assert all(n >= 5 for n in points), points
     assert "maxErrorRate" in page.locator("#verdict").inner_text()
+    assert "md-stable" in page.locator("#comparison").inner_text()  # compared with stable
+    assert page.locator("#errors").is_visible()
     shot(page, "replaytest.png")
     page.goto(f"{dashboard}/md/{namespace}/md")
     shot(page, "rollout-history.png")
+    # nothing was fetched from anywhere but the dashboard itself
+    assert asked
+    assert all(url.startswith(f"{dashboard}/") for url in asked), set(asked)
 
     # the replay report of the same run, from the shard's log, as a file in Chromium
     job = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(

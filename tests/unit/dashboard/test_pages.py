@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from factories import build_md, replay_test_spec, shard_result
+from modelrollout.core.api.common import Endpoint
 from modelrollout.core.api.replaytest import ReplayTest
 from modelrollout.core.dashboard import page, replays, rollouts, timeline
 from modelrollout.core.dashboard.rollouts import Listed
@@ -224,3 +225,21 @@ def test_approve_preselects_the_gate_waited_at() -> None:
     assert '<option value="BeforeProduction" selected>' in text
     text = rollouts.detail(md(), [], csrf=CSRF, scope="s")
     assert " selected>" not in text
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "text"),
+    [
+        ({"url": "http://m/p"}, "http://m/p"),
+        (
+            {"service": {"name": "md-stable", "port": 8080, "path": "/v1/p"}},
+            "http://md-stable:8080/v1/p (Service md-stable)",
+        ),
+        (
+            {"modelDeployment": {"name": "md", "track": "candidate"}},
+            "the candidate track of ModelDeployment md",
+        ),
+    ],
+)
+def test_endpoints_in_words(endpoint: dict[str, Any], text: str) -> None:
+    assert replays.endpoint_text(Endpoint.model_validate(endpoint)) == text

@@ -34,9 +34,9 @@ nav a.here{font-weight:600;color:#111827}nav .scope{margin-left:auto;color:#6b72
 a{color:#1d4ed8}
 .phase{display:inline-block;padding:.05rem .5rem;border-radius:.75rem;background:#f3f4f6;
 font-weight:600}
-.phase.Production,.phase.Succeeded,.phase.Passed{background:#dcfce7;color:#166534}
+.phase.Production,.phase.Succeeded,.phase.Passed,.phase.Promoted,.phase.Pass{background:#dcfce7;color:#166534}
 .phase.Baking,.phase.Running,.phase.NonProduction{background:#dbeafe;color:#1e40af}
-.phase.RolledBack,.phase.Failed{background:#fee2e2;color:#991b1b}
+.phase.RolledBack,.phase.Failed,.phase.Reverted,.phase.Fail{background:#fee2e2;color:#991b1b}
 .notice{padding:.5rem 1rem;border-radius:.25rem}
 .notice.ok{background:#dcfce7}.notice.error{background:#fee2e2;color:#991b1b;font-weight:600}
 .weights{display:flex;width:10rem;height:.8rem;border-radius:.2rem;overflow:hidden;
@@ -47,7 +47,9 @@ background:#e5e7eb;margin-top:.2rem}
 button{font:inherit;padding:.2rem .8rem;cursor:pointer}
 ul.timeline{list-style:none;padding:0;margin:0}
 ul.timeline li{border-left:3px solid #d1d5db;padding:.15rem .75rem;margin:.2rem 0}
-ul.timeline li.Warning,ul.timeline li.Failed,ul.timeline li.Error{border-color:#dc2626}
+time{white-space:nowrap}
+ul.timeline li.Warning,ul.timeline li.Failed,ul.timeline li.Error,
+ul.timeline li.Reverted{border-color:#dc2626}
 ul.timeline li.Successful,ul.timeline li.Promoted,ul.timeline li.Pass{border-color:#16a34a}
 ul.timeline time{color:#6b7280;font-variant-numeric:tabular-nums;margin-right:.5rem}
 ul.timeline .source{color:#6b7280;margin-right:.5rem}
@@ -72,6 +74,11 @@ class Notice:
 def e(text: object) -> str:
     """``text`` escaped for HTML text and attribute values."""
     return html.escape(str(text), quote=True)
+
+
+def stamp(value: str | None) -> str:
+    """A time from the cluster, kept on one line."""
+    return report.MISSING if not value else f"<time>{e(value)}</time>"
 
 
 def or_dash(value: object) -> str:

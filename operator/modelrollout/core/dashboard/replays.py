@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from modelrollout.core.api.common import Endpoint
 from modelrollout.core.api.replaytest import ReplayTest, ReplayTestStatus
 from modelrollout.core.dashboard.page import (
     e,
@@ -19,6 +20,7 @@ from modelrollout.core.dashboard.page import (
     or_dash,
     phase_badge,
     rows_table,
+    stamp,
 )
 from modelrollout.core.dashboard.rollouts import conditions_list
 from modelrollout.core.replay import report
@@ -32,6 +34,17 @@ NO_TIMELINE = (
 
 def replay_path(namespace: str, name: str) -> str:
     return f"/replaytests/{e(namespace)}/{e(name)}"
+
+
+def endpoint_text(endpoint: Endpoint) -> str:
+    """Where an endpoint sends requests, in words."""
+    if endpoint.service is not None:
+        svc = endpoint.service
+        return f"{svc.scheme}://{svc.name}:{svc.port}{svc.path} (Service {svc.name})"
+    if endpoint.model_deployment is not None:
+        ref = endpoint.model_deployment
+        return f"the {ref.track} track of ModelDeployment {ref.name}"
+    return endpoint.url or ""
 
 
 def _status(test: ReplayTest) -> ReplayTestStatus:
@@ -51,7 +64,7 @@ def listing(tests: Sequence[ReplayTest], *, scope: str, problem: str = "") -> st
                 f'<a href="{replay_path(ns, name)}">{e(name)}</a>',
                 phase_badge(status.phase),
                 phase_badge(status.verdict),
-                or_dash(status.start_time),
+                stamp(status.start_time),
                 "" if summary is None else f"{summary.counts.sent:,}",
                 report.MISSING if summary is None else f"{summary.rate.achieved:,.2f}",
                 report.MISSING if summary is None else report.pct(summary.error_rate),
@@ -68,14 +81,15 @@ def page(test: ReplayTest, full: ReplayResult | None, *, scope: str) -> str:
     """One ReplayTest: its state, summary, charts over time, errors and comparison."""
     status = _status(test)
     ns, name = str(test.metadata.get("namespace", "")), str(test.metadata.get("name", ""))
-    target = test.spec.target.url or f"service {test.spec.target.service}"
+    target = endpoint_text(test.spec.target)
     head = [
         ("phase", phase_badge(status.phase)),
         ("verdict", phase_badge(status.verdict)),
         ("why", "<br>".join(e(r) for r in status.reasons) or report.MISSING),
         ("target", f'<span class="url">{e(target)}</span>'),
-        ("started", or_dash(status.start_time)),
-        ("finished", or_dash(status.completion_time)),
+        ("baseline", or_dash(test.spec.baseline and endpoint_text(test.spec.baseline))),
+        ("started", stamp(status.start_time)),
+        ("finished", stamp(status.completion_time)),
         ("conditions", conditions_list(status.conditions)),
     ]
     if status.progress is not None:

@@ -23,6 +23,7 @@ from modelrollout.core.dashboard.page import (
     or_dash,
     phase_badge,
     rows_table,
+    stamp,
 )
 from modelrollout.core.dashboard.timeline import Entry
 from modelrollout.core.replay import report
@@ -140,7 +141,7 @@ def _conditions(status: ModelDeploymentStatus) -> str:
             f'<span class="cond-{e(c.status)}">{e(c.status)}</span>',
             e(c.reason),
             e(c.message),
-            e(c.last_transition_time),
+            stamp(c.last_transition_time),
         ]
         for c in status.conditions
     ]
@@ -178,8 +179,8 @@ def _shadow(status: ModelDeploymentStatus) -> str:
         return ""
     rows = [
         ("outcome", phase_badge(shadow.outcome)),
-        ("started", e(shadow.started_at)),
-        ("finished", or_dash(shadow.finished_at)),
+        ("started", stamp(shadow.started_at)),
+        ("finished", stamp(shadow.finished_at)),
         ("pairs", str(shadow.pairs)),
         ("agreement", report.MISSING if shadow.agreement is None else f"{shadow.agreement:.4f}"),
         ("message", or_dash(shadow.message)),
@@ -189,7 +190,7 @@ def _shadow(status: ModelDeploymentStatus) -> str:
 
 def _history(status: ModelDeploymentStatus) -> str:
     rows = [
-        [e(h.finished_at), e(h.version), phase_badge(h.outcome), e(h.reason)]
+        [stamp(h.finished_at), e(h.version), phase_badge(h.outcome), e(h.reason)]
         for h in status.history
     ]
     if status.revisions:
