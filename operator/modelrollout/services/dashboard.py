@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import urllib3
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -123,7 +124,11 @@ class Dashboard:
             form = await request.post()
             if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf):
                 return web.Response(status=403, text="missing or wrong CSRF token\n")
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            why = f"cannot reach the Kubernetes API server: {getattr(exc, 'reason', None) or exc}"
+            response = _html(page.error_page("No cluster", why, scope=self.scope), 502)
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = (
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
+import urllib3
 from aiohttp.test_utils import TestClient, TestServer
 
 from modelrollout.services.dashboard import Dashboard
@@ -96,3 +97,26 @@ def test_loopback_also_answers_localhost_and_any_address_answers_any_host() -> N
     assert not board.any_host
     board.allow("0.0.0.0", 3200)
     assert board.any_host
+
+
+class Unreachable:
+    """A cluster that cannot be reached."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise urllib3.exceptions.MaxRetryError(
+                urllib3.HTTPConnectionPool("127.0.0.1", 1), "/apis", ConnectionRefusedError(111)
+            )
+
+        return call
+
+
+async def test_an_unreachable_cluster_is_said_on_the_page() -> None:
+    board = Dashboard(cast(Kube, Unreachable()), None)
+    async with TestClient(TestServer(board.app(), host="127.0.0.1")) as client:
+        assert client.server.port is not None
+        board.allow("127.0.0.1", client.server.port)
+        for path in ("/", "/md/ml/md", "/md/ml/md/live", "/replaytests/ml/rt"):
+            answer = await client.get(path)
+            assert answer.status == 502, path
+            assert "cannot reach the Kubernetes API server" in await answer.text()
