@@ -125,12 +125,15 @@ have_package() { # package
 	libc6-dev) command -v gcc >/dev/null && [[ -f $(gcc -print-file-name=libc.a) ]] ;;
 	# The modelrollout image's Debian base (hack/images.py).
 	mmdebstrap) command -v mmdebstrap >/dev/null ;;
+	# The dashboard's browser tests (Playwright drives Debian's Chromium, never its own).
+	chromium) [[ -x /usr/bin/chromium ]] ;;
+	fonts-dejavu-core) [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] ;;
 	*) die "no check for package $1" ;;
 	esac
 }
 
 SYSTEM_PACKAGES=(openssl containerd runc containernetworking-plugins iptables conntrack
-	iproute2 busybox-static gcc libc6-dev mmdebstrap)
+	iproute2 busybox-static gcc libc6-dev mmdebstrap chromium fonts-dejavu-core)
 
 step_system() {
 	local t0 missing=() package

@@ -5,12 +5,11 @@ the commands lead to are the ones Traefik applies (checked with live requests)."
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from factories import events_configmap
 from support.cluster import Cluster
 from support.kube import apply, condition, get
-from support.node import OperatorRelease, cli, node_model_deployment, route, split
+from support.node import OperatorRelease, cli, gated, route, split
 from support.wait import poll_until
 
 
@@ -19,14 +18,6 @@ def near(url: str, host: str, share: int) -> Counter[str] | None:
     (Traefik applies a route's new weights within a second or two)."""
     seen = split(url, 100, host=host)
     return seen if abs(seen["v2"] - share) <= 5 else None
-
-
-def gated(image: str, version: str) -> dict[str, Any]:
-    steps = [{"weight": 20, "duration": "1s"}, {"weight": 60, "duration": "1s"}]
-    md = node_model_deployment(image, version, steps=steps)
-    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
-    md["spec"]["gates"] = {"beforeProduction": "Manual"}
-    return md
 
 
 def weights(cluster: Cluster, namespace: str) -> dict[str, int]:

@@ -124,6 +124,16 @@ def node_model_deployment(
     return md
 
 
+def gated(image: str, version: str) -> dict[str, Any]:
+    """The tests' ModelDeployment behind the Gateway API router, baked in two 1 s steps
+    (20 %, 60 %) and held at a manual production gate."""
+    steps = [{"weight": 20, "duration": "1s"}, {"weight": 60, "duration": "1s"}]
+    md = node_model_deployment(image, version, steps=steps)
+    md["spec"]["traffic"] = {"router": "GatewayAPI", "gatewayAPI": {"httpRoute": "md-route"}}
+    md["spec"]["gates"] = {"beforeProduction": "Manual"}
+    return md
+
+
 def route(hostname: str, service_prefix: str = "md") -> dict[str, Any]:
     """An HTTPRoute on the node's Gateway for `hostname`, all weight on the stable track."""
     return {

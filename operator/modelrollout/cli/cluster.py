@@ -14,8 +14,11 @@ from kubernetes import config as kube_config
 from modelrollout.services.kube import Kube
 
 
-def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--namespace", "-n", default=None, help="Namespace (default: context's).")
+def add_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    namespace_help: str = "Namespace (default: context's).",
+) -> None:
+    parser.add_argument("--namespace", "-n", default=None, help=namespace_help)
     parser.add_argument("--kubeconfig", default=None, help="Kubeconfig file.")
     parser.add_argument("--context", default=None, help="Kubeconfig context.")
 

@@ -1,12 +1,13 @@
 """``modelrollout status | approve | abort | resume | retry | undo``: look at and steer a
 rollout.
 
-These commands write only the status subresource (``status.approvals``,
+The steering commands write only the status subresource (``status.approvals``,
 ``status.aborted``, ``status.resumedAt``, ``status.retryRequestedAt``, ``status.undo``),
 never the spec,
 so a ModelDeployment kept in Git stays in sync with Argo CD or Flux. Approvals can also be
 kept in Git, in ``spec.approvals``. Each write carries the object's resourceVersion, so a
-command never overwrites a status the operator wrote in between; it retries instead.
+command never overwrites a status the operator wrote in between; it retries instead. What
+each writes is decided in :mod:`modelrollout.core.steering`, shared with the dashboard.
 
 As a kubectl plugin: ``kubectl modelrollout approve fraud-scorer --gate BeforeProduction``.
 """
@@ -15,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from modelrollout.cli import cluster
-from modelrollout.core import errors
+from modelrollout.core import steering
 from modelrollout.core.api import modeldeployment
-from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
-from modelrollout.core.clock import rfc3339, utcnow
+from modelrollout.core.clock import utcnow
 from modelrollout.services.kube import Kube
-
-ATTEMPTS = 5
+from modelrollout.services.steering import Refused, steer
 
 
 def _load(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -35,110 +33,41 @@ def _load(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
     return raw
 
 
-def _write(
-    args: argparse.Namespace, change: Callable[[dict[str, Any]], dict[str, Any] | str]
-) -> int:
-    """Read, compute the status change, write it with the resourceVersion; retry conflicts."""
+def _write(args: argparse.Namespace, decide: steering.Decide) -> int:
+    """Write the decision with the resourceVersion (retried on conflicts); print it."""
     kube, namespace = cluster.connect(args)
-    for _ in range(ATTEMPTS):
-        raw = _load(kube, namespace, args.name)
-        patch = change(raw)
-        if isinstance(patch, str):
-            print(f"error: {patch}", file=sys.stderr)
-            return 1
-        try:
-            kube.patch_status(
-                modeldeployment.PLURAL,
-                namespace,
-                args.name,
-                patch,
-                resource_version=raw["metadata"]["resourceVersion"],
-            )
-        except errors.Conflict:
-            continue
-        return 0
-    print("error: the object kept changing; try again", file=sys.stderr)
-    return 1
-
-
-def _status(raw: dict[str, Any]) -> ModelDeploymentStatus:
-    body = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
-    return ModelDeploymentStatus.model_validate(body)
+    try:
+        done = steer(kube, namespace, args.name, decide)
+    except Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 1
+    print(done.message)
+    return 0
 
 
 def _approve(args: argparse.Namespace) -> int:
-    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
-        status = _status(raw)
-        version = args.version or status.candidate_version
-        if version is None:
-            return f"{args.name} has no candidate to approve; pass --version"
-        approvals = [a.to_wire() for a in status.approvals]
-        entry = {"gate": args.gate, "version": version}
-        if entry not in approvals:
-            approvals.append(entry)
-        print(f"approved {args.gate} for {args.name} version {version}")
-        return {"approvals": approvals[-32:]}
-
-    return _write(args, change)
+    return _write(args, lambda s: steering.approve(args.name, s, args.gate, args.version))
 
 
 def _abort(args: argparse.Namespace) -> int:
-    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
-        status = _status(raw)
-        if status.phase not in ("NonProduction", "Baking"):
-            return f"{args.name} is {status.phase}: there is no rollout to abort"
-        print(f"aborting the rollout of {args.name} {status.candidate_version}")
-        return {"aborted": True}
-
-    return _write(args, change)
+    return _write(args, lambda s: steering.abort(args.name, s))
 
 
 def _resume(args: argparse.Namespace) -> int:
-    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
-        print(f"resuming {args.name}")
-        return {"resumedAt": rfc3339(utcnow())}
-
-    return _write(args, change)
+    return _write(args, lambda s: steering.resume(args.name, s, utcnow()))
 
 
 def _retry(args: argparse.Namespace) -> int:
-    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
-        status = _status(raw)
-        if status.phase not in ("RolledBack", "Failed"):
-            return f"{args.name} is {status.phase}: only a rolled-back or failed rollout is retried"
-        version = status.candidate_version or (status.reverted and status.reverted.version)
-        print(f"retrying {args.name} {version}")
-        return {"retryRequestedAt": rfc3339(utcnow())}
-
-    return _write(args, change)
+    return _write(args, lambda s: steering.retry(args.name, s, utcnow()))
 
 
 def _undo(args: argparse.Namespace) -> int:
-    def change(raw: dict[str, Any]) -> dict[str, Any] | str:
-        status = _status(raw)
-        if status.phase in ("NonProduction", "Baking"):
-            return (
-                f"{args.name} is rolling out {status.candidate_version}: "
-                "use kubectl modelrollout abort"
-            )
-        kept = [r.version for r in status.revisions]
-        if not kept:
-            return f"{args.name} keeps no earlier version to go back to"
-        if args.to_version is not None and args.to_version not in kept:
-            return f"{args.name} keeps no template of {args.to_version} (kept: {', '.join(kept)})"
-        target = args.to_version or kept[0]
-        print(f"reverting {args.name} from {status.stable_version} to {target}")
-        request = {"requestedAt": rfc3339(utcnow())}
-        if args.to_version is not None:
-            request["toVersion"] = args.to_version
-        return {"undo": request}
-
-    return _write(args, change)
+    return _write(args, lambda s: steering.undo(args.name, s, args.to_version, utcnow()))
 
 
 def _show(args: argparse.Namespace) -> int:
     kube, namespace = cluster.connect(args)
-    status = _status(_load(kube, namespace, args.name))
+    status = steering.status_of(_load(kube, namespace, args.name))
     weight = status.traffic.candidate_weight if status.traffic else 0
     print(f"Name:       {namespace}/{args.name}")
     print(f"Phase:      {status.phase}")

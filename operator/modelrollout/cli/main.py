@@ -22,6 +22,7 @@ def _registrars() -> list[Registrar]:
         catalog,
         control,
         crds,
+        dashboard,
         judge,
         monitor,
         replay,
@@ -30,7 +31,10 @@ def _registrars() -> list[Registrar]:
         serve_model,
     )
 
-    modules = (run, control, replay, report, serve_model, crds, monitor, judge, capture, catalog)
+    modules = (
+        run, control, dashboard, replay, report, serve_model, crds, monitor, judge, capture,
+        catalog,
+    )  # fmt: skip
     return [m.register for m in modules]
 
 

@@ -75,6 +75,13 @@ def call_json(fn: Callable[[], Any], what: str, *, verb: str, resource: str) -> 
     return data
 
 
+def list_items(fn: Callable[[], Any], resource: str) -> list[dict[str, Any]]:
+    """The items of one list request of ``resource``."""
+    data = call_json(fn, resource, verb="list", resource=resource)
+    items: list[dict[str, Any]] = data.get("items", [])
+    return items
+
+
 def _message(exc: ApiException) -> str:
     try:
         body = json.loads(exc.body or "{}")
@@ -195,17 +202,13 @@ class Kube:
         )
 
     def list_custom(
-        self, plural: str, namespace: str | None, label_selector: str
+        self, plural: str, namespace: str | None, label_selector: str = ""
     ) -> list[dict[str, Any]]:
         """Objects of one of our kinds in ``namespace`` (every namespace for None)."""
-        data = call_json(
+        return list_items(
             lambda: (
                 self.custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    label_selector=label_selector,
+                    GROUP, VERSION, namespace, plural, label_selector=label_selector,
                     _preload_content=False,
                 )
                 if namespace is not None
@@ -214,11 +217,7 @@ class Kube:
                 )
             ),
             plural,
-            verb="list",
-            resource=plural,
-        )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
+        )  # fmt: skip
 
     def patch_status(
         self,
@@ -341,16 +340,12 @@ class Kube:
         )
 
     def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_json(
+        return list_items(
             lambda: self.batch.list_namespaced_job(
                 namespace, label_selector=label_selector, _preload_content=False
             ),
             "jobs",
-            verb="list",
-            resource="jobs",
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(errors.NotFound):
@@ -366,16 +361,12 @@ class Kube:
             self.cache.drop("jobs", namespace, name)
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        data = call_json(
+        return list_items(
             lambda: self.core.list_namespaced_pod(
                 namespace, label_selector=label_selector, _preload_content=False
             ),
             "pods",
-            verb="list",
-            resource="pods",
         )
-        items: list[dict[str, Any]] = data.get("items", [])
-        return items
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create a Job the caller owns for its lifetime (``modelrollout profile --job``);
@@ -436,6 +427,16 @@ class Kube:
         )
 
     # --- events --------------------------------------------------------------------------
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about one object."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        return list_items(
+            lambda: self.core.list_namespaced_event(
+                namespace, field_selector=selector, _preload_content=False
+            ),
+            "events",
+        )
+
     def event(
         self,
         involved: dict[str, Any],

@@ -37,6 +37,7 @@ from modelrollout.core.replay.result import (
     LatencySummary,
     QualityReport,
     ReplayResult,
+    ReplaySummary,
     TimelineState,
     timeline_histogram,
 )
@@ -97,7 +98,7 @@ def _num(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
-def _pct(value: float | None, digits: int = 2) -> str:
+def pct(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None or not math.isfinite(value) else f"{value * 100:.{digits}f} %"
 
 
@@ -105,7 +106,7 @@ def _signed(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return MISSING if value is None or not math.isfinite(value) else f"{value:+,.{digits}f}{suffix}"
 
 
-def _table(
+def table(
     header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] | None = None
 ) -> str:
     """A table of already escaped cells; ``numeric`` columns (default: all but the first)
@@ -370,9 +371,27 @@ def percentile_chart(target: LatencySummary, baseline: LatencySummary) -> str:
 # -- sections -----------------------------------------------------------------------------
 
 
-def _summary(result: ReplayResult) -> str:
-    c = result.counts
-    lat = result.latency_ms
+def measurement_rows(summary: ReplaySummary) -> list[tuple[str, str]]:
+    """The headline measurements of a run, as (label, escaped value) rows."""
+    c = summary.counts
+    lat = summary.latency_ms
+    return [
+        ("duration", _num(summary.duration_seconds, 1, " s")),
+        ("rate asked", _num(summary.rate.target, 2, " req/s")),
+        ("rate achieved", _num(summary.rate.achieved, 2, " req/s")),
+        ("requests", f"{c.sent:,} sent of {c.scheduled:,} scheduled ({c.dropped:,} dropped)"),
+        ("successes", f"{c.ok:,}"),
+        ("errors", f"{c.errors:,} ({pct(summary.error_rate)})"),
+        ("availability", pct(summary.availability, 3)),
+        ("throughput", _num(summary.throughput, 2, " ok/s")),
+        ("latency p50", _num(lat.p50, 2, " ms")),
+        ("latency p90", _num(lat.p90, 2, " ms")),
+        ("latency p99", _num(lat.p99, 2, " ms")),
+        ("latency p99.9", _num(lat.p999, 2, " ms")),
+    ]
+
+
+def summary_section(result: ReplayResult) -> str:
     rows = [
         ("target", f'<span class="url">{_e(result.target)}</span>'),
     ]
@@ -395,20 +414,7 @@ def _summary(result: ReplayResult) -> str:
             else f"shard {result.shard.index} of {result.shard.count}"
         )
         rows.append(("shards", _e(where)))
-    rows += [
-        ("duration", _num(result.duration_seconds, 1, " s")),
-        ("rate asked", _num(result.rate.target, 2, " req/s")),
-        ("rate achieved", _num(result.rate.achieved, 2, " req/s")),
-        ("requests", f"{c.sent:,} sent of {c.scheduled:,} scheduled ({c.dropped:,} dropped)"),
-        ("successes", f"{c.ok:,}"),
-        ("errors", f"{c.errors:,} ({_pct(result.error_rate)})"),
-        ("availability", _pct(result.availability, 3)),
-        ("throughput", _num(result.throughput, 2, " ok/s")),
-        ("latency p50", _num(lat.p50, 2, " ms")),
-        ("latency p90", _num(lat.p90, 2, " ms")),
-        ("latency p99", _num(lat.p99, 2, " ms")),
-        ("latency p99.9", _num(lat.p999, 2, " ms")),
-    ]
+    rows += measurement_rows(result)
     body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     text = f'<section id="summary"><h2>Summary</h2><table>{body}</table>'
     if result.warnings:
@@ -420,7 +426,7 @@ def _summary(result: ReplayResult) -> str:
     return text + "</section>"
 
 
-def _timelines(result: ReplayResult) -> str:
+def timeline_sections(result: ReplayResult) -> str:
     xs = [p.second for p in result.timeline]
     rate = line_chart(xs, rate_series(result), "Sends per second", "requests/s")
     latency_lines = latency_series(result)
@@ -439,7 +445,7 @@ def _timelines(result: ReplayResult) -> str:
     )
 
 
-def _errors(result: ReplayResult) -> str:
+def errors_section(result: ReplaySummary) -> str:
     baseline = result.comparison.baseline if result.comparison else None
     kinds = sorted(
         set(result.errors) | set(baseline.errors if baseline else {}),
@@ -455,14 +461,14 @@ def _errors(result: ReplayResult) -> str:
     rows = []
     for kind in kinds:
         count = result.errors.get(kind, 0)
-        row = [_e(kind), f"{count:,}", _pct(count / sent if sent else None)]
+        row = [_e(kind), f"{count:,}", pct(count / sent if sent else None)]
         if baseline is not None:
             theirs = baseline.errors.get(kind, 0)
             b_sent = baseline.counts.sent
-            row += [f"{theirs:,}", _pct(theirs / b_sent if b_sent else None)]
+            row += [f"{theirs:,}", pct(theirs / b_sent if b_sent else None)]
         rows.append(row)
     bars = [(kind, result.errors[kind]) for kind in kinds if result.errors.get(kind)]
-    return text + _table(header, rows) + bar_chart(bars, "Target errors by type") + "</section>"
+    return text + table(header, rows) + bar_chart(bars, "Target errors by type") + "</section>"
 
 
 LATENCY_ROWS = (
@@ -481,7 +487,7 @@ def _latency_cell(summary: LatencySummary, name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _comparison(result: ReplayResult) -> str:
+def comparison_section(result: ReplaySummary, target: str) -> str:
     comparison = result.comparison
     if comparison is None:
         return ""
@@ -489,7 +495,7 @@ def _comparison(result: ReplayResult) -> str:
     rows: list[list[str]] = [
         [
             "endpoint",
-            f'<span class="url">{_e(result.target)}</span>',
+            f'<span class="url">{_e(target)}</span>',
             f'<span class="url">{_e(b.url)}</span>',
             "",
         ],
@@ -497,8 +503,8 @@ def _comparison(result: ReplayResult) -> str:
         ["ok", f"{result.counts.ok:,}", f"{b.counts.ok:,}", ""],
         [
             "availability",
-            _pct(result.availability, 3),
-            _pct(b.availability, 3),
+            pct(result.availability, 3),
+            pct(b.availability, 3),
             _signed(
                 None
                 if comparison.deltas.availability is None
@@ -509,8 +515,8 @@ def _comparison(result: ReplayResult) -> str:
         ],
         [
             "error rate",
-            _pct(result.error_rate),
-            _pct(b.error_rate),
+            pct(result.error_rate),
+            pct(b.error_rate),
             _signed(
                 None
                 if comparison.deltas.error_rate is None
@@ -528,18 +534,18 @@ def _comparison(result: ReplayResult) -> str:
         rows.append([f"latency {label} (ms)", _num(mine), _num(theirs), _signed(delta)])
     if comparison.deltas.p99_ratio is not None:
         rows.append(["p99 ratio", "", "", _num(comparison.deltas.p99_ratio, 3, "&times;")])
-    text = '<section id="comparison"><h2>Comparison with the baseline</h2>' + _table(
+    text = '<section id="comparison"><h2>Comparison with the baseline</h2>' + table(
         ["", "target", "baseline", "target &minus; baseline"], rows
     )
     text += percentile_chart(result.latency_ms, b.latency_ms)
     agreement = [
         ["pairs of predictions", f"{comparison.pairs:,}"],
         ["agreed", f"{comparison.agreed:,}"],
-        ["agreement", _pct(comparison.agreement)],
+        ["agreement", pct(comparison.agreement)],
         ["only the target answered", f"{comparison.target_only_ok:,}"],
         ["only the baseline answered", f"{comparison.baseline_only_ok:,}"],
     ]
-    text += "<h3>Agreement</h3>" + _table(["", "value"], agreement)
+    text += "<h3>Agreement</h3>" + table(["", "value"], agreement)
     diff = comparison.score_diff
     if diff is not None and diff.count:
         scores = [
@@ -550,7 +556,7 @@ def _comparison(result: ReplayResult) -> str:
             ["p95 |difference|", _num(diff.p95_abs, 4)],
             ["max |difference|", _num(diff.max_abs, 4)],
         ]
-        text += "<h3>Score differences</h3>" + _table(["", "value"], scores)
+        text += "<h3>Score differences</h3>" + table(["", "value"], scores)
     else:
         text += '<p class="note">No pair of scores: no score difference.</p>'
     return text + "</section>"
@@ -572,7 +578,7 @@ def _quality_value(quality: QualityReport | None, name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _quality(result: ReplayResult) -> str:
+def quality_section(result: ReplaySummary) -> str:
     mine = result.quality
     theirs = result.comparison.baseline.quality if result.comparison else None
     if mine is None and theirs is None:
@@ -600,7 +606,7 @@ def _quality(result: ReplayResult) -> str:
             row += [MISSING if b_count is None else f"{b_count:,}", ""]
         rows.append(row)
     return (
-        '<section id="quality"><h2>Prediction quality</h2>' + _table(header, rows) + ("</section>")
+        '<section id="quality"><h2>Prediction quality</h2>' + table(header, rows) + ("</section>")
     )
 
 
@@ -623,7 +629,7 @@ def _criterion_value(
     return f"{value:.4g}{unit}"
 
 
-def _verdict(result: ReplayResult) -> str:
+def verdict_section(result: ReplayResult) -> str:
     verdict = result.verdict
     text = '<section id="verdict"><h2>Verdict</h2>'
     if not verdict.checks:
@@ -649,19 +655,19 @@ def _verdict(result: ReplayResult) -> str:
             ]
         )
     header = ["criterion", "value", "threshold", "outcome", "why"]
-    return text + _table(header, rows, numeric=(1, 2)) + "</section>"
+    return text + table(header, rows, numeric=(1, 2)) + "</section>"
 
 
 def render_report(result: ReplayResult) -> str:
     """The whole HTML page for ``result``: deterministic, self-contained, escaped."""
     title = f"Replay of {result.target}"
     sections = [
-        _verdict(result),
-        _summary(result),
-        _timelines(result),
-        _errors(result),
-        _comparison(result),
-        _quality(result),
+        verdict_section(result),
+        summary_section(result),
+        timeline_sections(result),
+        errors_section(result),
+        comparison_section(result, result.target),
+        quality_section(result),
     ]
     return (
         "<!DOCTYPE html>\n"

@@ -18,6 +18,7 @@ from modelrollout.core.api.replaytest import ReplayTestSpec
 from modelrollout.core.replay import shards
 from modelrollout.core.replay.decision import Shards
 from modelrollout.core.replay.result import ReplayResult, parse_result_line
+from modelrollout.core.replay.shards import ShardOutcome
 from modelrollout.services.kube import Kube
 from modelrollout.services.replay.executors import Execution
 
@@ -61,23 +62,12 @@ class JobExecutor:
         job = self.kube.get_job(execution.namespace, name)
         if job is None or not owned_by(job, execution.uid):
             return Shards(name=name)
-        # By the Job's UID, not its name: pods of a stale Job of the same name may linger.
-        uid = job["metadata"]["uid"]
-        pods = self.kube.list_pods(execution.namespace, f"{jobs.CONTROLLER_UID_LABEL}={uid}")
-        outcomes = [shards.pod_outcome(pod, self._result_of) for pod in pods]
         return Shards(
-            outcomes=jobs.latest_per_index(outcomes),
+            outcomes=shard_outcomes(self.kube, job),
             failure=jobs.job_failure(job),
             started=True,
             name=name,
         )
-
-    def _result_of(self, pod: dict[str, Any]) -> ReplayResult | None:
-        meta = pod["metadata"]
-        try:
-            return parse_result_line(self.kube.pod_log(meta["namespace"], meta["name"]))
-        except ValueError:
-            return None  # a corrupt or truncated line: reported as InvalidResult
 
     def stop(self, execution: Execution) -> None:
         keep = self.job_name(execution)
@@ -98,3 +88,19 @@ def owned_by(job: dict[str, Any], uid: str) -> bool:
     """Whether the Job's controller is the object with this UID."""
     refs = job.get("metadata", {}).get("ownerReferences") or []
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
+
+
+def shard_outcomes(kube: Kube, job: dict[str, Any]) -> list[ShardOutcome]:
+    """How each shard of the Job did, with the result a succeeded shard printed."""
+    meta = job["metadata"]
+    # By the Job's UID, not its name: pods of a stale Job of the same name may linger.
+    pods = kube.list_pods(meta["namespace"], f"{jobs.CONTROLLER_UID_LABEL}={meta['uid']}")
+
+    def result_of(pod: dict[str, Any]) -> ReplayResult | None:
+        pod_meta = pod["metadata"]
+        try:
+            return parse_result_line(kube.pod_log(pod_meta["namespace"], pod_meta["name"]))
+        except ValueError:
+            return None  # a corrupt or truncated line: reported as InvalidResult
+
+    return jobs.latest_per_index([shards.pod_outcome(pod, result_of) for pod in pods])
