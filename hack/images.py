@@ -698,6 +698,7 @@ SERVER_RUNS = {
         ports=(8080, 8081, 8082),
         title="modelrollout-mlserver",
         description="Seldon MLServer with the fraud-scorer example runtime",
+        workdir=f"/{SERVERS_ROOT}/mlserver",
     ),
     "kserve": Runs(
         entrypoint=("python3", f"/{SERVERS_ROOT}/kserve/fraud_model.py"),
