@@ -41,7 +41,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 # Bump when the way a layer is made changes, so old cache entries are not reused.
 RECIPE_VERSION = "2"
@@ -620,6 +620,14 @@ def _write_archive(
     os.replace(tmp, path)
 
 
+def _inputs(repo_root: Path) -> tuple[dict[str, Any], Path, tuple[str, ...], str]:
+    """What every image starts from: the project's metadata, the venv's interpreter (which
+    downloads and compiles), the apt mirrors and the base layer's key."""
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    mirrors = apt_mirrors()
+    return project, _venv_python(repo_root), mirrors, _base_key(mirrors)
+
+
 def build_image(repo_root: Path, cache_dir: Path) -> BuiltImage:
     """Build the image, or reuse it from the cache, and return its docker-archive.
 
@@ -630,11 +638,8 @@ def build_image(repo_root: Path, cache_dir: Path) -> BuiltImage:
     repo_root = repo_root.resolve()
     images = cache_dir / "images"
     with _locked(images):
-        project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
-        python = _venv_python(repo_root)
+        project, python, mirrors, base_key = _inputs(repo_root)
         pins = pinned_requirements(repo_root, python)
-        mirrors = apt_mirrors()
-        base_key = _base_key(mirrors)
         deps_key = _deps_key(pins)
         app_key = _app_key(repo_root, deps_key)
         image_key = _digest("image", RECIPE_VERSION, base_key, deps_key, app_key)
@@ -759,11 +764,8 @@ def build_server_image(repo_root: Path, cache_dir: Path, name: str) -> BuiltImag
     repo_root = repo_root.resolve()
     images = cache_dir / "images"
     with _locked(images):
-        project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
-        python = _venv_python(repo_root)
+        project, python, mirrors, base_key = _inputs(repo_root)
         pins = server_pins(repo_root, name)
-        mirrors = apt_mirrors()
-        base_key = _base_key(mirrors)
         deps_key = _deps_key(pins)
         h = hashlib.sha256(f"{name}-app\0{RECIPE_VERSION}\0{deps_key}\0".encode())
         h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
