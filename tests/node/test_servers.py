@@ -25,9 +25,12 @@ from support.kube import apply, get
 from support.node import (
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
+    LiveTraffic,
     OperatorRelease,
+    baked,
     model_template,
     ready_pods,
+    wait_phase,
 )
 from support.wait import poll_until
 
@@ -300,3 +303,41 @@ def test_a_replay_job_reads_the_predictions_of_the_real_server(
     assert quality["labeled"] == 100
     assert quality["accuracy"] == pytest.approx(ACCURACY)
     assert quality["auc"] > 0.7
+
+
+def test_a_bake_judged_by_presets_shows_the_queries_they_ran(
+    cluster: Cluster,
+    namespace: str,
+    cluster_operator: OperatorRelease,
+    operator_image: str,
+    prom: str,
+) -> None:
+    md = baked(operator_image, "v2", prom, step="10s")
+    analysis_spec = md["spec"]["stages"]["baking"]["analysis"]
+    analysis_spec["interval"] = "5s"  # rate() over 5 s of 1 s scrapes
+    limits = {"runtime": "modelrollout", "model": "fraud-scorer", "inconclusiveLimit": 20}
+    analysis_spec["slos"] = [
+        {"name": "p99", "preset": "latency-p99", "thresholdRange": {"max": 2.0}, **limits},
+        {"name": "errors", "preset": "error-rate", "thresholdRange": {"max": 0.05}, **limits},
+        {"name": "rps", "preset": "throughput", "thresholdRange": {"min": 0.5}, **limits},
+    ]
+    live = LiveTraffic(cluster.gateway_url, host=f"{namespace}.example", rate=25)
+    with live.running():
+        apply(cluster, namespace, md)
+        status = wait_phase(cluster, namespace, "Production", stableVersion="v2", timeout=180)
+    assert [h["outcome"] for h in status["history"]][:1] == ["Promoted"]
+    tallies = {t["name"]: t for t in status["analysis"]}
+    assert set(tallies) == {"p99", "errors", "rps"}
+    for name, tally in tallies.items():
+        assert tally["failed"] == 0, tally
+        assert tally["successful"] >= 1, tally
+        # the query the preset ran, variables filled in
+        query = tally["query"]
+        assert f'namespace="{namespace}"' in query
+        assert 'pod=~"md-candidate-[a-z0-9]+-[a-z0-9]+"' in query
+        assert 'model="fraud-scorer"' in query
+        assert "{{" not in query
+        assert "[5s]" in query, name
+    assert "modelserver_request_duration_seconds_bucket" in tallies["p99"]["query"]
+    rps = [m["value"] for m in tallies["rps"]["measurements"] if m["phase"] == "Successful"]
+    assert max(rps) > 1  # 30 % then 60 % of 25 requests per second reach the candidate

@@ -4,6 +4,7 @@ names, scoped to the pods of the version under analysis."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -129,3 +130,10 @@ def test_a_preset_slo_runs_its_expansion_and_a_query_slo_its_query():
     )
     assert preset.promql() == presets.expand("latency-p99", "mlserver")
     assert Slo.model_validate({"name": "q", "query": "up", **RANGE}).promql() == "up"
+
+
+def test_the_docs_table_shows_every_expansion():
+    docs = (Path(__file__).parents[3] / "docs" / "operator.md").read_text()
+    for runtime in presets.RUNTIMES:
+        for preset in presets.PRESETS:
+            assert f"| `{preset}` | `{runtime}` | `{presets.expand(preset, runtime)}` |" in docs
