@@ -315,7 +315,8 @@ def test_a_bake_judged_by_presets_shows_the_queries_they_ran(
     md = baked(operator_image, "v2", prom, step="10s")
     analysis_spec = md["spec"]["stages"]["baking"]["analysis"]
     analysis_spec["interval"] = "5s"  # rate() over 5 s of 1 s scrapes
-    limits = {"runtime": "modelrollout", "model": "fraud-scorer", "inconclusiveLimit": 20}
+    # the pods serve the ModelDeployment's model, named "model"
+    limits = {"runtime": "modelrollout", "model": "model", "inconclusiveLimit": 20}
     analysis_spec["slos"] = [
         {"name": "p99", "preset": "latency-p99", "thresholdRange": {"max": 2.0}, **limits},
         {"name": "errors", "preset": "error-rate", "thresholdRange": {"max": 0.05}, **limits},
@@ -335,7 +336,7 @@ def test_a_bake_judged_by_presets_shows_the_queries_they_ran(
         query = tally["query"]
         assert f'namespace="{namespace}"' in query
         assert 'pod=~"md-candidate-[a-z0-9]+-[a-z0-9]+"' in query
-        assert 'model="fraud-scorer"' in query
+        assert 'model="model"' in query
         assert "{{" not in query
         assert "[5s]" in query, name
     assert "modelserver_request_duration_seconds_bucket" in tallies["p99"]["query"]

@@ -137,3 +137,13 @@ def test_the_docs_table_shows_every_expansion():
     for runtime in presets.RUNTIMES:
         for preset in presets.PRESETS:
             assert f"| `{preset}` | `{runtime}` | `{presets.expand(preset, runtime)}` |" in docs
+
+
+def test_the_model_filter_may_name_the_spec_model():
+    query = presets.expand("throughput", "kserve", "{{ model }}")
+    rendered = analysis.render_query(query, {**VARIABLES, "model": "fraud"}, field="x")
+    assert 'model_name="fraud"' in rendered
+    slo = Slo.model_validate(
+        {"name": "a", "preset": "throughput", "runtime": "kserve", "model": "{{ model }}", **RANGE}
+    )
+    assert slo.promql() == query

@@ -213,10 +213,10 @@ class Slo(ApiModel):
     )
     model: str | None = Field(
         default=None,
-        description="Only the series of this served model (the runtime's model label). "
-        "Optional, with preset only; MLServer's latency histogram has no model label, so "
-        "its latency-p99 covers every model of the pods.",
-        pattern=r'^[^"\\{}]+$',
+        description="Only the series of this served model (the runtime's model label); "
+        "{{ model }} is spec.model.name. Optional, with preset only; MLServer's latency "
+        "histogram has no model label, so its latency-p99 covers every model of the pods.",
+        pattern=r'^[^"\\]+$',
         max_length=253,
     )
     threshold_range: ThresholdRange = Field(description="Where the value must stay.")
