@@ -320,7 +320,13 @@ def test_a_bake_judged_by_presets_shows_the_queries_they_ran(
     analysis_spec["slos"] = [
         {"name": "p99", "preset": "latency-p99", "thresholdRange": {"max": 2.0}, **limits},
         {"name": "errors", "preset": "error-rate", "thresholdRange": {"max": 0.05}, **limits},
-        {"name": "rps", "preset": "throughput", "thresholdRange": {"min": 0.5}, **limits},
+        {
+            "name": "rps",
+            "preset": "throughput",
+            "thresholdRange": {"min": 0.5},
+            "failureLimit": 1,
+            **limits,
+        },
     ]
     live = LiveTraffic(cluster.gateway_url, host=f"{namespace}.example", rate=25)
     with live.running():
@@ -330,7 +336,9 @@ def test_a_bake_judged_by_presets_shows_the_queries_they_ran(
     tallies = {t["name"]: t for t in status["analysis"]}
     assert set(tallies) == {"p99", "errors", "rps"}
     for name, tally in tallies.items():
-        assert tally["failed"] == 0, tally
+        # The first look can come before a live request reached the candidate: no data for
+        # a latency or an error rate, but a throughput of 0, which failureLimit 1 tolerates.
+        assert tally["failed"] <= (1 if name == "rps" else 0), tally
         assert tally["successful"] >= 1, tally
         # the query the preset ran, variables filled in
         query = tally["query"]
