@@ -38,10 +38,10 @@ import tarfile
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 # Bump when the way a layer is made changes, so old cache entries are not reused.
 RECIPE_VERSION = "2"
@@ -416,8 +416,10 @@ def _deps_key(pins: Sequence[str]) -> str:
     return _digest("deps", RECIPE_VERSION, PYTHON_VERSION, *PLATFORMS, *pins)[:16]
 
 
-def _deps_layer(images: Path, tmp: Path, python: Path, pins: Sequence[str], key: str) -> Layer:
-    if (layer := _cached_layer(images, "deps", key)) is not None:
+def _deps_layer(
+    images: Path, tmp: Path, python: Path, pins: Sequence[str], key: str, kind: str = "deps"
+) -> Layer:
+    if (layer := _cached_layer(images, kind, key)) is not None:
         return layer
     wheelhouse = images / "wheelhouse"
     wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -452,7 +454,7 @@ def _deps_layer(images: Path, tmp: Path, python: Path, pins: Sequence[str], key:
         _add_parents(tar, PTH_FILE.rpartition("/")[0])
         _add_bytes(tar, PTH_FILE, f"/{LIB_DIR}\n".encode())
     created_by = f"pip install --target /{LIB_DIR} " + " ".join(pins)
-    return _store_layer(images, "deps", key, out, created_by)
+    return _store_layer(images, kind, key, out, created_by)
 
 
 def _compile(python: Path, lib: Path) -> None:
@@ -545,27 +547,47 @@ def _app_layer(repo_root: Path, images: Path, tmp: Path, python: Path, key: str)
 # The image config and the docker-archive.
 
 
-def _config(project: dict[str, str], layers: Sequence[Layer]) -> bytes:
+@dataclass(frozen=True)
+class Runs:
+    """What an image runs: its entrypoint, default arguments, ports and title."""
+
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    ports: tuple[int, ...]
+    title: str
+    description: str
+    workdir: str = "/"
+
+
+OPERATOR_RUNS = Runs(
+    entrypoint=("modelrollout",),
+    cmd=("run", "--all-namespaces"),
+    ports=(8080, 8081),
+    title="modelrollout",
+    description="Kubernetes operator that takes machine learning models into production safely",
+)
+
+
+def _config(project: dict[str, str], layers: Sequence[Layer], runs: Runs = OPERATOR_RUNS) -> bytes:
     config = {
         "architecture": "amd64",
         "os": "linux",
         "created": CREATED,
         "config": {
             "User": "65532:65532",
-            "ExposedPorts": {"8080/tcp": {}, "8081/tcp": {}},
+            "ExposedPorts": {f"{port}/tcp": {} for port in runs.ports},
             "Env": [
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "PYTHONDONTWRITEBYTECODE=1",
                 "PYTHONUNBUFFERED=1",
                 "HOME=/tmp",
             ],
-            "Entrypoint": ["modelrollout"],
-            "Cmd": ["run", "--all-namespaces"],
-            "WorkingDir": "/",
+            "Entrypoint": list(runs.entrypoint),
+            "Cmd": list(runs.cmd),
+            "WorkingDir": runs.workdir,
             "Labels": {
-                "org.opencontainers.image.title": "modelrollout",
-                "org.opencontainers.image.description": "Kubernetes operator that takes machine "
-                "learning models into production safely",
+                "org.opencontainers.image.title": runs.title,
+                "org.opencontainers.image.description": runs.description,
                 "org.opencontainers.image.version": project["version"],
                 "org.opencontainers.image.licenses": "Apache-2.0",
             },
@@ -576,12 +598,13 @@ def _config(project: dict[str, str], layers: Sequence[Layer]) -> bytes:
     return json.dumps(config, indent=2, sort_keys=True).encode()
 
 
-def _write_archive(path: Path, ref: str, config: bytes, layers: Sequence[Layer]) -> None:
+def _write_archive(
+    path: Path, ref: str, config: bytes, layers: Sequence[Layer], alias: str | None
+) -> None:
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     layer_names = [f"{layer.diff_id.removeprefix('sha256:')}/layer.tar" for layer in layers]
-    # The second tag is the one the Dockerfile, the kind quickstart and examples/ use.
-    alias = f"{ALIAS_REPOSITORY}:{ref.rsplit(':', 1)[1].split('-')[0]}"
-    manifest = [{"Config": config_name, "RepoTags": [ref, alias], "Layers": layer_names}]
+    tags = [ref] if alias is None else [ref, alias]
+    manifest = [{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with _new_tar(tmp) as tar:
         _add_bytes(tar, config_name, config)
@@ -597,6 +620,14 @@ def _write_archive(path: Path, ref: str, config: bytes, layers: Sequence[Layer])
     os.replace(tmp, path)
 
 
+def _inputs(repo_root: Path) -> tuple[dict[str, Any], Path, tuple[str, ...], str]:
+    """What every image starts from: the project's metadata, the venv's interpreter (which
+    downloads and compiles), the apt mirrors and the base layer's key."""
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    mirrors = apt_mirrors()
+    return project, _venv_python(repo_root), mirrors, _base_key(mirrors)
+
+
 def build_image(repo_root: Path, cache_dir: Path) -> BuiltImage:
     """Build the image, or reuse it from the cache, and return its docker-archive.
 
@@ -607,35 +638,157 @@ def build_image(repo_root: Path, cache_dir: Path) -> BuiltImage:
     repo_root = repo_root.resolve()
     images = cache_dir / "images"
     with _locked(images):
-        project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
-        python = _venv_python(repo_root)
+        project, python, mirrors, base_key = _inputs(repo_root)
         pins = pinned_requirements(repo_root, python)
-        mirrors = apt_mirrors()
-        base_key = _base_key(mirrors)
         deps_key = _deps_key(pins)
         app_key = _app_key(repo_root, deps_key)
         image_key = _digest("image", RECIPE_VERSION, base_key, deps_key, app_key)
         ref = f"{IMAGE_REPOSITORY}:{project['version']}-{image_key[:12]}"
-        archives = images / "archives"
-        archive = archives / f"modelrollout-{project['version']}-{image_key[:12]}.tar"
+        stem = f"modelrollout-{project['version']}"
+        archive = images / "archives" / f"{stem}-{image_key[:12]}.tar"
         if archive.is_file():
             return BuiltImage(ref, archive, time.monotonic() - start, cached=True)
-        archives.mkdir(parents=True, exist_ok=True)
-        (images / "tmp").mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=images / "tmp") as tmpdir:
-            tmp = Path(tmpdir)
-            with _timed("base layer"):
-                base = _base_layer(images, tmp, mirrors, base_key)
+
+        def layers(tmp: Path) -> tuple[Layer, ...]:
             with _timed("deps layer"):
                 deps = _deps_layer(images, tmp, python, pins, deps_key)
             with _timed("app layer"):
                 app = _app_layer(repo_root, images, tmp, python, app_key)
-            layers = (base, deps, app)
-            with _timed("archive"):
-                _write_archive(archive, ref, _config(project, layers), layers)
-        for old in archives.glob("modelrollout-*.tar"):
-            if old != archive:
-                old.unlink(missing_ok=True)  # keep the cache to one image
+            return (deps, app)
+
+        # The second tag is the one the Dockerfile, the kind quickstart and examples/ use.
+        alias = f"{ALIAS_REPOSITORY}:{project['version'].split('-')[0]}"
+        _assemble(images, archive, ref, "modelrollout-", (mirrors, base_key), layers,
+                  lambda built: _config(project, built), alias)  # fmt: skip
+        return BuiltImage(ref, archive, time.monotonic() - start, cached=False)
+
+
+def _assemble(
+    images: Path,
+    archive: Path,
+    ref: str,
+    prefix: str,
+    base: tuple[Sequence[str], str],
+    upper: Callable[[Path], tuple[Layer, ...]],
+    config: Callable[[Sequence[Layer]], bytes],
+    alias: str | None,
+) -> None:
+    """Write the archive of the base layer and the ``upper`` ones; drop older archives
+    whose names start with ``prefix``, so the cache keeps one image of each kind."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    (images / "tmp").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=images / "tmp") as tmpdir:
+        tmp = Path(tmpdir)
+        with _timed("base layer"):
+            bottom = _base_layer(images, tmp, *base)
+        layers = (bottom, *upper(tmp))
+        with _timed("archive"):
+            _write_archive(archive, ref, config(layers), layers, alias)
+    for old in archive.parent.glob(f"{prefix}*.tar"):
+        if old != archive:
+            old.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model servers' images: MLServer and KServe, each with a small model of examples/servers.
+# They cannot share one image: mlserver 1.7.1 and kserve 0.21.0 pin conflicting versions of
+# fastapi, so pip finds no environment holding both.
+
+SERVERS_DIR = "examples/servers"
+SERVERS_ROOT = "opt/servers"
+SERVER_RUNS = {
+    "mlserver": Runs(
+        entrypoint=("mlserver",),
+        cmd=("start", f"/{SERVERS_ROOT}/mlserver"),
+        ports=(8080, 8081, 8082),
+        title="modelrollout-mlserver",
+        description="Seldon MLServer with the fraud-scorer example runtime",
+        workdir=f"/{SERVERS_ROOT}/mlserver",
+    ),
+    "kserve": Runs(
+        entrypoint=("python3", f"/{SERVERS_ROOT}/kserve/fraud_model.py"),
+        cmd=("--model_name", "fraud-scorer"),
+        ports=(8080, 8081),
+        title="modelrollout-kserve",
+        description="The KServe model server with the fraud-scorer example model",
+    ),
+}
+SERVER_LAUNCHERS = {
+    "mlserver": {"mlserver": "from mlserver.cli.main import main"},
+    "kserve": {},
+}
+
+
+def server_pins(repo_root: Path, name: str) -> list[str]:
+    """examples/servers/<name>/requirements.txt: name==version lines, comments left out."""
+    path = repo_root / SERVERS_DIR / name / "requirements.txt"
+    pins = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()[:1] not in ("", "#")]
+    if not pins or not all("==" in pin for pin in pins):
+        raise BuildError(f"{path}: every line must pin one package, as name==version")
+    return pins
+
+
+def _server_files(repo_root: Path, name: str) -> list[Path]:
+    root = repo_root / SERVERS_DIR / name
+    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _server_app_layer(
+    repo_root: Path, images: Path, tmp: Path, python: Path, name: str, key: str
+) -> Layer:
+    kind = f"{name}-app"
+    if (layer := _cached_layer(images, kind, key)) is not None:
+        return layer
+    stage = tmp / "server"
+    src = repo_root / SERVERS_DIR / name
+    shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _compile(python, stage)
+    out = tmp / "server.tar"
+    with _new_tar(out) as tar:
+        _add_parents(tar, SERVERS_ROOT)
+        _add_tree(tar, stage, SERVERS_ROOT)
+        _add_parents(tar, BIN_DIR)
+        for script, line in SERVER_LAUNCHERS[name].items():
+            launcher = LAUNCHER.replace("from modelrollout.cli.main import main", line)
+            _add_bytes(tar, f"{BIN_DIR}/{script}", launcher.encode(), 0o755)
+        _add_symlink(tar, f"{BIN_DIR}/python", "/usr/bin/python3")
+    return _store_layer(images, kind, key, out, f"copy {SERVERS_DIR}/{name}")
+
+
+def build_server_image(repo_root: Path, cache_dir: Path, name: str) -> BuiltImage:
+    """The image of one model server of examples/servers (``mlserver`` or ``kserve``),
+    built like the project's image (same base layer) and cached the same way."""
+    if name not in SERVER_RUNS:
+        raise BuildError(f"unknown server {name!r}; the servers are {', '.join(SERVER_RUNS)}")
+    start = time.monotonic()
+    repo_root = repo_root.resolve()
+    images = cache_dir / "images"
+    with _locked(images):
+        project, python, mirrors, base_key = _inputs(repo_root)
+        pins = server_pins(repo_root, name)
+        deps_key = _deps_key(pins)
+        h = hashlib.sha256(f"{name}-app\0{RECIPE_VERSION}\0{deps_key}\0".encode())
+        h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
+        for path in _server_files(repo_root, name):
+            h.update(str(path.relative_to(repo_root)).encode() + b"\0")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        app_key = h.hexdigest()[:16]
+        image_key = _digest(name, RECIPE_VERSION, base_key, deps_key, app_key)
+        top = next(p for p in pins if p.split("==")[0].lower() == name).split("==")[1]
+        ref = f"{IMAGE_REPOSITORY}-{name}:{top}-{image_key[:12]}"
+        archive = images / "archives" / f"server-{name}-{top}-{image_key[:12]}.tar"
+        if archive.is_file():
+            return BuiltImage(ref, archive, time.monotonic() - start, cached=True)
+
+        def layers(tmp: Path) -> tuple[Layer, ...]:
+            with _timed(f"{name} deps layer"):
+                deps = _deps_layer(images, tmp, python, pins, deps_key, kind=f"{name}-deps")
+            with _timed(f"{name} app layer"):
+                app = _server_app_layer(repo_root, images, tmp, python, name, app_key)
+            return (deps, app)
+
+        _assemble(images, archive, ref, f"server-{name}-", (mirrors, base_key), layers,
+                  lambda built: _config(project, built, SERVER_RUNS[name]), None)  # fmt: skip
         return BuiltImage(ref, archive, time.monotonic() - start, cached=False)
 
 
@@ -645,10 +798,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = sub.add_parser("build", help="build (or reuse) the image's docker-archive")
     build.add_argument("--out-dir", type=Path, help="also place the archive in this directory")
     build.add_argument("--print-ref", action="store_true", help="print only the image reference")
+    build.add_argument(
+        "--server",
+        choices=sorted(SERVER_RUNS),
+        help=f"build the image of this model server of {SERVERS_DIR} instead",
+    )
     args = parser.parse_args(argv)
     repo_root = Path(__file__).resolve().parent.parent
     try:
-        image = build_image(repo_root, default_cache_dir())
+        if args.server:
+            image = build_server_image(repo_root, default_cache_dir(), args.server)
+        else:
+            image = build_image(repo_root, default_cache_dir())
     except BuildError as e:
         print(f"images: {e}", file=sys.stderr)
         return 1

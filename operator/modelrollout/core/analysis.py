@@ -147,6 +147,7 @@ def record(result: MetricResult, m: Measurement, keep: int = MEASUREMENTS_KEPT) 
     measurements = measurements[max(len(measurements) - keep, 0) :] if keep else []
     return MetricResult(
         name=result.name,
+        query=result.query,
         successful=result.successful + int(m.phase == "Successful"),
         failed=result.failed + int(m.phase == "Failed"),
         inconclusive=result.inconclusive + int(m.phase == "Inconclusive"),

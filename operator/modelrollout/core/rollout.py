@@ -71,12 +71,13 @@ TriggerAction = Literal["Rollback", "Hold", "Notify"]
 class Probe(NamedTuple):
     """One measurement as taken: the value (None for no data) or the error of the query,
     and, for a check whose range is learned when it is measured (an anomaly band), that
-    range and what it was learned from."""
+    range and what it was learned from; for an SLO preset, the PromQL that ran."""
 
     value: float | None
     error: str | None = None
     bounds: ThresholdRange | None = None
     basis: str = ""
+    query: str = ""
 
 
 JUDGE_PASS = ThresholdRange(max=0)
@@ -806,6 +807,8 @@ def _assess(
             measurement = measurement.model_copy(update={"message": detail})
         before = tallies.get(check.name, MetricResult(name=check.name))
         tally = analysis.record(before, measurement)
+        if probe.query:
+            tally.query = probe.query
         if check.kind == "judge":
             _announce_verdict(step, check.name, before, measurement)
         tallies[check.name] = tally
@@ -979,7 +982,8 @@ def measurement_queries(md: ModelDeployment) -> dict[str, tuple[str, str]]:
     if analysis_spec is not None:
         path = analysis_path(md)
         for i, slo in enumerate(analysis_spec.slos):
-            queries[slo.name] = (slo.query, f"{path}.slos[{i}].query")
+            field = "query" if slo.query is not None else "preset"
+            queries[slo.name] = (slo.promql(), f"{path}.slos[{i}].{field}")
     for i, trigger in enumerate(spec.rollback.triggers):
         if trigger.drift is not None:
             queries[trigger.name] = (

@@ -119,6 +119,7 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
         return {name: rollout.Probe(None, str(exc)) for name in every}
     variables = query_variables(md)
     anomalies = {t.name: (i, t.anomaly) for i, t in enumerate(md.spec.rollback.triggers)}
+    presets = {slo.name for slo in active.slos if slo.preset is not None}
     probes: dict[str, rollout.Probe] = {}
     for name, (template, field) in queries.items():
         try:
@@ -126,7 +127,7 @@ def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[st
             value = provider.query(promql)
             index, anomaly = anomalies.get(name, (0, None))
             if anomaly is None:
-                probes[name] = rollout.Probe(value)
+                probes[name] = rollout.Probe(value, query=promql if name in presets else "")
             else:
                 prefix = f"spec.rollback.triggers[{index}].anomaly"
                 probes[name] = _band_probe(provider, anomaly, value, variables, prefix, now)

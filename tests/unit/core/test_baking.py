@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from factories import build_md
-from modelrollout.core import rollout, workloads
+from modelrollout.core import analysis, presets, rollout, workloads
 from modelrollout.core.api.modeldeployment import Approval, ModelDeployment, ThresholdRange
 from modelrollout.core.conditions import get_condition
 from rollout_helpers import NOW, objects, observe, promoted, ready, replay, with_status
@@ -390,3 +390,24 @@ def test_a_live_window_is_measured_once_per_step(step, rounds, measured):
         assert d.status.phase in {"Baking", "Production"}
     (tally,) = d.status.analysis
     assert (tally.successful, len(tally.measurements)) == (measured, measured)
+
+
+def test_the_status_shows_the_query_a_preset_ran():
+    slos = [
+        {"name": "errors", "query": "sum(x)", "thresholdRange": {"max": 1}},
+        {"name": "p99", "preset": "latency-p99", "runtime": "kserve", "thresholdRange": {"max": 1}},
+    ]
+    md = v2({"spec": {"stages": {"baking": {"analysis": {"slos": slos}}}}})
+    ran = analysis.render_query(
+        presets.expand("latency-p99", "kserve"),
+        {"namespace": "shop", "candidate_service": "md-candidate", "interval": "30s"},
+        field="x",
+    )
+    probes = {"errors": (0.0, None), "p99": rollout.Probe(0.01, query=ran)}
+    d = later(md, baking(md), 31, probes)
+    tallies = {t.name: t for t in d.status.analysis}
+    assert tallies["p99"].query == ran
+    assert tallies["p99"].successful == 1
+    assert tallies["errors"].query == ""  # a query SLO shows its query in the spec
+    d = later(md, d, 62, {"errors": (0.0, None), "p99": rollout.Probe(0.02, query=ran)})
+    assert {t.name: t for t in d.status.analysis}["p99"].query == ran  # kept by each tally

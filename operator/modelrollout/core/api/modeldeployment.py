@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from modelrollout.core import presets
 from modelrollout.core.api.base import ApiModel, cel, validations
 from modelrollout.core.api.common import (
     Condition,
@@ -47,6 +48,9 @@ from modelrollout.core.api.replaytest import ReplaySettings
 from modelrollout.core.replay.result import ReplaySummary
 
 KIND = "ModelDeployment"
+SLO_QUERY_OR_PRESET = "exactly one of query and preset must be set"
+SLO_PRESET_RUNTIME = "runtime is required with preset (modelrollout, kserve, mlserver or triton)"
+SLO_RUNTIME_WITHOUT_PRESET = "runtime and model go with preset only; set preset or remove them"
 PLURAL = "modeldeployments"
 
 
@@ -200,14 +204,52 @@ class ThresholdRange(ApiModel):
 class Slo(ApiModel):
     """A service level objective checked in Prometheus every analysis interval.
 
-    The query may use the variables {{ name }}, {{ namespace }}, {{ model }},
-    {{ candidate_version }}, {{ stable_version }}, {{ candidate_service }},
-    {{ stable_service }} and {{ interval }}. It must return one sample.
+    Either a query of one's own or a preset of a serving runtime. The query may use the
+    variables {{ name }}, {{ namespace }}, {{ model }}, {{ candidate_version }},
+    {{ stable_version }}, {{ candidate_service }}, {{ stable_service }} and
+    {{ interval }}. It must return one sample.
     """
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": validations(
+            cel("has(self.query) != has(self.preset)", SLO_QUERY_OR_PRESET),
+            cel("!has(self.preset) || has(self.runtime)", SLO_PRESET_RUNTIME),
+            cel(
+                "has(self.preset) || (!has(self.runtime) && !has(self.model))",
+                SLO_RUNTIME_WITHOUT_PRESET,
+            ),
+        )
+    }
+
     name: ShortName = Field(description="Unique name of the SLO.")
-    query: str = Field(
-        description="PromQL query returning a single value.", min_length=1, max_length=8192
+    query: str | None = Field(
+        default=None,
+        description="PromQL query returning a single value. Exactly one of query and preset.",
+        min_length=1,
+        max_length=8192,
+    )
+    preset: presets.Preset | None = Field(
+        default=None,
+        description="A ready-made query for the runtime: latency-p99 (seconds), error-rate "
+        "(failed requests as a fraction, 0 to 1) or throughput (requests per second), over "
+        "the last interval, of the pods of the version under analysis (Prometheus labels "
+        "namespace and pod). Exactly one of query and preset; the query it expands to is "
+        "shown in status.analysis[].query. " + presets.EXPANSIONS_HELP,
+    )
+    runtime: presets.Runtime | None = Field(
+        default=None,
+        description="The model server whose metric names the preset uses: modelrollout "
+        "(modelrollout serve-model), kserve (the KServe Python model server), mlserver "
+        "(Seldon MLServer, metrics port 8082) or triton (NVIDIA Triton; its latency-p99 "
+        "needs --metrics-config summary_latencies=true). Required with preset.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="Only the series of this served model (the runtime's model label); "
+        "{{ model }} is spec.model.name. Optional, with preset only; MLServer's latency "
+        "histogram has no model label, so its latency-p99 covers every model of the pods.",
+        pattern=r'^[^"\\]+$',
+        max_length=253,
     )
     threshold_range: ThresholdRange = Field(description="Where the value must stay.")
     failure_limit: int = Field(
@@ -233,6 +275,23 @@ class Slo(ApiModel):
         default="Inconclusive",
         description="What an empty or NaN result counts as. It never counts as a pass.",
     )
+
+    @model_validator(mode="after")
+    def _query_or_preset(self) -> Slo:
+        if (self.query is None) == (self.preset is None):
+            raise ValueError(f"SLO {self.name}: {SLO_QUERY_OR_PRESET}")
+        if self.preset is not None and self.runtime is None:
+            raise ValueError(f"SLO {self.name}: {SLO_PRESET_RUNTIME}")
+        if self.preset is None and (self.runtime is not None or self.model is not None):
+            raise ValueError(f"SLO {self.name}: {SLO_RUNTIME_WITHOUT_PRESET}")
+        return self
+
+    def promql(self) -> str:
+        """The query as written, or the one the preset expands to ({{ }} variables left in)."""
+        if self.preset is not None and self.runtime is not None:
+            return presets.expand(self.preset, self.runtime, self.model)
+        assert self.query is not None  # the validator guarantees one of the two
+        return self.query
 
 
 class AnalysisSpec(ApiModel):
@@ -769,6 +828,9 @@ class MetricResult(ApiModel):
     """The running tally of one SLO or trigger during the bake."""
 
     name: str = Field(description="SLO or trigger name.")
+    query: str = Field(
+        default="", description="For an SLO preset: the PromQL it ran, variables filled in."
+    )
     successful: int = Field(default=0, description="Successful measurements.", ge=0)
     failed: int = Field(default=0, description="Failed measurements.", ge=0)
     inconclusive: int = Field(default=0, description="Inconclusive measurements.", ge=0)
