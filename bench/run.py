@@ -58,14 +58,7 @@ def log(message: str) -> None:
 
 
 def ensure_tools() -> dict[str, str]:
-    BIN.mkdir(parents=True, exist_ok=True)
-    tools: dict[str, str] = {}
-    vegeta = BIN / "vegeta"
-    if not vegeta.exists():
-        log(f"installing vegeta ({VEGETA_MODULE})")
-        env = dict(os.environ, GOBIN=str(BIN))
-        subprocess.run(["go", "install", VEGETA_MODULE], check=True, env=env)
-    tools["vegeta"] = str(vegeta)
+    tools = ensure_go_tools()
     missing = [name for name in ("hey", "wrk") if shutil.which(name) is None]
     if missing:
         log(f"installing {' '.join(missing)} with apt-get")
@@ -76,6 +69,19 @@ def ensure_tools() -> dict[str, str]:
         if found is None:
             raise SystemExit(f"{name} is not installed and could not be installed")
         tools[name] = found
+    return tools
+
+
+def ensure_go_tools() -> dict[str, str]:
+    """vegeta (from the Go module proxy) and ``bench/fastserver``, built into the cache."""
+    BIN.mkdir(parents=True, exist_ok=True)
+    tools: dict[str, str] = {}
+    vegeta = BIN / "vegeta"
+    if not vegeta.exists():
+        log(f"installing vegeta ({VEGETA_MODULE})")
+        env = dict(os.environ, GOBIN=str(BIN))
+        subprocess.run(["go", "install", VEGETA_MODULE], check=True, env=env)
+    tools["vegeta"] = str(vegeta)
     fastserver = BIN / "fastserver"
     source = ROOT / "bench" / "fastserver"
     newest = max(p.stat().st_mtime for p in source.iterdir())
@@ -110,17 +116,25 @@ def _wait_port(path: Path, process: subprocess.Popen[bytes], timeout: float = 30
 
 
 @contextmanager
-def server(command: list[str], workdir: Path, name: str) -> Iterator[str]:
+def server(
+    command: list[str], workdir: Path, name: str, pids: list[int] | None = None
+) -> Iterator[str]:
+    """Start a server that writes its port to ``--port-file``; yields its base URL. Its
+    process id is added to ``pids`` while it runs, when given."""
     port_file = workdir / f"{name}.port"
     port_file.unlink(missing_ok=True)
     with (workdir / f"{name}.log").open("wb") as out:
         process = subprocess.Popen(
             [*command, "--port-file", str(port_file)], stdout=out, stderr=subprocess.STDOUT
         )
+    if pids is not None:
+        pids.append(process.pid)
     try:
         port = _wait_port(port_file, process)
         yield f"http://127.0.0.1:{port}"
     finally:
+        if pids is not None:
+            pids.remove(process.pid)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=10)

@@ -1,12 +1,14 @@
 """The replay run loop: an open-loop sender that keeps its own clock.
 
 The loop walks the plan (:mod:`modelrollout.core.replay.plan`) and, for each send,
-sleeps until its intended time ``start + t_k``. asyncio timers are not precise (a wake-up
-may come a millisecond late, occasionally more under load), so the loop never derives
-time from its sleeps: after each wake-up it sends *everything* that is due and records,
-for each request, the intended time it was computed for. Latency is then measured from
-that intended time, so a late wake-up or a saturated client shows up as send lag and
-latency instead of silently stretching the schedule (no coordinated omission).
+waits until its intended time ``start + t_k``: it sleeps until :data:`SPIN_SECONDS`
+before it, because event-loop timers wake up to a millisecond late, and spins for the
+rest (see :data:`SPIN_SECONDS`). The loop never derives time from its sleeps: after each
+wake-up it sends *everything* that is due and records, for each request, the intended
+time it was computed for. Latency is then measured from that intended time, so a late
+wake-up or a saturated client shows up as send lag and latency instead of silently
+stretching the schedule (no coordinated omission). Times come from
+:data:`~modelrollout.services.replay.transport.clock`, not the event loop's.
 
 Each endpoint (target, and baseline when given) has its own concurrency limit. A due
 send that finds the limit reached waits in a FIFO queue; it leaves as soon as a request
