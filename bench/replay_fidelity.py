@@ -117,29 +117,15 @@ def replay(
     the run (sampled from ``/proc`` every 50 ms): ``cpuMsPerRequest``, ``cpuShare``."""
     output = workdir / "replay.json"
     output.unlink(missing_ok=True)
-    command = base.pinned(
-        base.CLIENT_CPU,
-        sys.executable,
-        "-m",
-        "modelrollout.cli.replay",
-        "replay",
-        "--events",
-        str(events),
-        "--target",
+    command = base.replay_command(
         url,
-        "--rate",
-        str(rate),
-        "--duration",
-        f"{seconds:g}s",
-        "--concurrency",
-        str(concurrency),
-        "--client",
-        client,
-        "--event-loop",
-        event_loop,
-        "--quiet",
-        "--output",
-        str(output),
+        events,
+        output,
+        rate=rate,
+        seconds=seconds,
+        concurrency=concurrency,
+        client=client,
+        event_loop=event_loop,
     )
     child = subprocess.Popen(command)
     samples: list[tuple[float, float]] = []

@@ -16,7 +16,9 @@ On a 2-core machine the load generator is pinned to core 0 and the server to cor
 (c) *Latency fidelity*: the model server with injected latency records its own service
     time per request; ``modelrollout replay`` percentiles are compared with those.
 
-Results go to ``bench/results/latest.json`` and ``docs/benchmarks.md``.
+Results go to ``bench/results/latest.json``; ``--docs`` renders them as a page over
+``docs/benchmarks.md``, whose replay section now comes from ``bench/replay_fidelity.py``
+(send lag, CPU, fidelity against the server's record and the saturated rate in one run).
 """
 
 from __future__ import annotations
@@ -265,6 +267,44 @@ def run_vegeta(
     return json.loads(report.stdout)  # type: ignore[no-any-return]
 
 
+def replay_command(
+    url: str,
+    events: Path,
+    output: Path,
+    *,
+    rate: float,
+    seconds: float,
+    concurrency: int,
+    client: str,
+    event_loop: str = "asyncio",
+) -> list[str]:
+    """``modelrollout replay`` on the client core, quiet, its result written to ``output``."""
+    return pinned(
+        CLIENT_CPU,
+        sys.executable,
+        "-m",
+        "modelrollout.cli.replay",
+        "replay",
+        "--events",
+        str(events),
+        "--target",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        f"{seconds:g}s",
+        "--concurrency",
+        str(concurrency),
+        "--client",
+        client,
+        "--event-loop",
+        event_loop,
+        "--quiet",
+        "--output",
+        str(output),
+    )
+
+
 def run_replay(
     url: str,
     events: Path,
@@ -278,27 +318,8 @@ def run_replay(
     output = workdir / "replay.json"
     output.unlink(missing_ok=True)
     subprocess.run(
-        pinned(
-            CLIENT_CPU,
-            sys.executable,
-            "-m",
-            "modelrollout.cli.replay",
-            "replay",
-            "--events",
-            str(events),
-            "--target",
-            url,
-            "--rate",
-            str(rate),
-            "--duration",
-            f"{seconds}s",
-            "--concurrency",
-            str(concurrency),
-            "--client",
-            client,
-            "--quiet",
-            "--output",
-            str(output),
+        replay_command(
+            url, events, output, rate=rate, seconds=seconds, concurrency=concurrency, client=client
         ),
         check=True,
     )
@@ -623,7 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fidelity-seconds", type=int, default=10)
     parser.add_argument("--fidelity-rate", type=float, default=200)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs page")
+    parser.add_argument(
+        "--docs", action="store_true", help="rewrite docs/benchmarks.md with this page alone"
+    )
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the docs page from latest.json"
     )
@@ -658,9 +681,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / "latest.json").write_text(json.dumps(data, indent=2) + "\n")
-    if not args.no_docs:
+    if args.docs:
         write_markdown(data, ROOT / "docs" / "benchmarks.md")
-    log("done: bench/results/latest.json" + ("" if args.no_docs else ", docs/benchmarks.md"))
+    log("done: bench/results/latest.json" + (", docs/benchmarks.md" if args.docs else ""))
     return 0
 
 

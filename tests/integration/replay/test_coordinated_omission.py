@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from modelrollout.cli.replay import main
-from modelrollout.core.replay.result import ReplayResult
+from support.replaying import replay_cli
 from support.serving import QuietHandler, serving
 
 RATE = 100
@@ -76,32 +75,15 @@ def test_a_one_second_stall_shows_in_full_in_the_latency(
     url, state = stalling
     events = tmp_path / "events.jsonl"
     events.write_text('{"payload": {"instances": [[1, 2, 3, 4]]}}\n' * 10)
-    output = tmp_path / "result.json"
-    code = main(
-        [
-            "replay",
-            "--quiet",
-            "--output",
-            str(output),
-            "--events",
-            str(events),
-            "--target",
-            url,
-            "--rate",
-            str(RATE),
-            "--duration",
-            f"{SECONDS}s",
-            "--concurrency",
-            str(concurrency),
-            "--max-lag",
-            "10s",
-            "--client",
-            client,
-        ]
+    code, result = replay_cli(
+        tmp_path,
+        *("--events", str(events), "--target", url, "--client", client),
+        *("--rate", str(RATE), "--duration", f"{SECONDS}s", "--max-lag", "10s"),
+        *("--concurrency", str(concurrency)),
     )
     assert code == 0
     assert state.stalled
-    result = ReplayResult.model_validate_json(output.read_text())
+    assert result is not None
     assert result.client == client
     counts = result.counts
     assert (counts.sent, counts.ok, counts.dropped) == (RATE * SECONDS, RATE * SECONDS, 0)

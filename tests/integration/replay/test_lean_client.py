@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from modelrollout.cli.replay import main
-from modelrollout.core.replay.result import ReplayResult
 from modelrollout.services.replay.transport import (
     LeanTransport,
     clock,
     make_transport,
     resolve_client,
 )
+from support.imports import hide_module
 from support.modelservers import ModelServer
+from support.replaying import replay_cli
 from support.serving import QuietHandler, serving
 
 Answer = tuple[float, int, bytes, str | None, str]
@@ -176,29 +175,13 @@ def test_the_result_says_which_client_and_event_loop_sent(
 ) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text('{"payload": {"instances": [[1, 2, 3, 4]]}}\n' * 20)
-    output = tmp_path / "result.json"
-    code = main(
-        [
-            "replay",
-            "--quiet",
-            "--output",
-            str(output),
-            "--events",
-            str(events),
-            "--target",
-            servers["v2"].predict,
-            "--rate",
-            "100",
-            "--client",
-            client,
-            "--event-loop",
-            event_loop,
-            "--prediction-path",
-            "predictions[0]",
-        ]
+    code, result = replay_cli(
+        tmp_path,
+        *("--events", str(events), "--target", servers["v2"].predict, "--rate", "100"),
+        *("--client", client, "--event-loop", event_loop, "--prediction-path", "predictions[0]"),
     )
     assert code == 0
-    result = ReplayResult.model_validate_json(output.read_text())
+    assert result is not None
     assert (result.client, result.event_loop) == (
         "lean" if client == "auto" else client,
         event_loop,
@@ -211,27 +194,17 @@ def test_the_result_says_which_client_and_event_loop_sent(
 def test_uvloop_asked_for_but_missing_is_bad_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = importlib.import_module
-
-    def missing(name: str) -> object:
-        if name == "uvloop":
-            raise ImportError(name)
-        return real(name)
-
-    monkeypatch.setattr(importlib, "import_module", missing)
+    hide_module(monkeypatch, "uvloop")
     events = tmp_path / "events.jsonl"
     events.write_text('{"payload": {}}\n')
-    code = main(
-        [
-            "replay",
-            "--quiet",
-            "--events",
-            str(events),
-            "--target",
-            "http://127.0.0.1:1/",
-            "--event-loop",
-            "uvloop",
-        ]
+    code, _ = replay_cli(
+        tmp_path,
+        "--events",
+        str(events),
+        "--target",
+        "http://127.0.0.1:1/",
+        "--event-loop",
+        "uvloop",
     )
     assert code == 2
     assert "--event-loop: uvloop is not installed" in capsys.readouterr().err
