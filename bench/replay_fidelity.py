@@ -406,11 +406,12 @@ def render(data: dict[str, Any]) -> str:
         "",
         "Against the Go `bench/fastserver`, "
         f"{data['lagSeconds']:g} s per run. Send lag: from a request's intended send time to "
-        "the moment the client began to send it (`sendLagMs`). The scheduler sleeps until "
-        "1.5 ms before a send and spins (yielding to the event loop, which keeps reading "
+        "the moment the client began to send it (`sendLagMs`). The scheduler sleeps on the "
+        "event loop's timer until 1.5 ms before a send, on a thread's sub-millisecond timer "
+        "until 0.2 ms before, and spins (yielding to the event loop, which keeps reading "
         "answers) for the rest. CPU: the replay process's user and system time over the "
         "middle of the run, per request and as a share of its core; at low rates most of it "
-        "is the spin. Target: send lag p99 under 0.2 ms up to 5,000 requests per second.",
+        "is the wait. Target: send lag p99 under 0.2 ms up to 5,000 requests per second.",
         "",
         "| req/s | client | event loop | lag p50 ms | lag p99 ms | lag p99.9 ms | p99 < 0.2 ms "
         "| CPU ms/req | CPU % of core | dropped | other work |",

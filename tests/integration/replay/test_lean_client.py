@@ -112,6 +112,18 @@ def test_requests_go_out_as_given_on_one_kept_alive_connection(recorder: str) ->
     assert first["port"] == second["port"]  # the same connection, kept alive
 
 
+def test_headers_given_replace_the_defaults(recorder: str) -> None:
+    ((_, status, _, _, _),) = _send_all(
+        recorder,
+        [("POST", f"{recorder}/a", b"{}", {"user-agent": "probe/1", "Host": "model.example"})],
+    )
+    assert status == 200
+    (seen,) = _Recorder.seen
+    headers = seen["headers"]
+    assert isinstance(headers, dict)
+    assert (headers["user-agent"], headers["host"]) == ("probe/1", "model.example")
+
+
 def test_chunked_and_compressed_answers_are_read_whole(recorder: str) -> None:
     answers = _send_all(
         recorder,

@@ -32,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -71,14 +73,19 @@ BURST_YIELD = 32
 """While behind schedule, yield to the event loop after this many sends."""
 
 SPIN_SECONDS = 0.0015
-"""The scheduler sleeps until this long before a send is due and then spins: it yields to
-the event loop (which still reads answers and writes requests) until the send is due.
+"""Event-loop timers wake up to a millisecond late: Python's loop rounds its epoll wait up
+to whole milliseconds, uvloop (libuv) keeps its timers in milliseconds. A send woken by
+such a timer alone leaves up to a millisecond late, and that lag is counted in the
+latency. So the scheduler sleeps on the event loop's timer only until this long before a
+send is due, hands the next part of the wait to :class:`_Waker` (a thread that sleeps
+with the operating system's sub-millisecond timer), and spins for the last
+:data:`FINE_SECONDS`."""
 
-Timers of both event loops wake up to a millisecond late: Python's rounds its epoll wait
-up to whole milliseconds, uvloop (libuv) keeps its timers in milliseconds. A send woken
-by a timer alone therefore leaves up to a millisecond late, and that lag is counted in
-the latency. The spin costs CPU only in the last ~1.5 ms before each send, and nothing
-at rates where the next send is always that close (the loop is busy anyway)."""
+FINE_SECONDS = 0.0002
+"""The last part of a wait, spent yielding to the event loop (which still reads answers
+and writes requests) until the send is due: it absorbs the thread's wake-up latency and
+the kernel's timer slack (50 µs by default). The CPU a send costs in waiting is about
+this spin, not the whole of :data:`SPIN_SECONDS`."""
 
 HEADER_CACHE = 4096
 """Distinct header sets kept built, per endpoint."""
@@ -215,6 +222,49 @@ class _Endpoint:
     def _update_idle(self) -> None:
         if self.in_flight == 0 and not self.queue:
             self.idle.set()
+
+
+class _Waker:
+    """Wakes the event loop at a time given to well under a millisecond.
+
+    One thread takes ``(when, future)`` requests, sleeps until ``when`` with
+    ``time.sleep`` (the kernel's high-resolution timer) and completes the future through
+    ``call_soon_threadsafe``, which wakes the loop at once. It costs a thread wake-up per
+    wait, instead of a spin for the whole of the event loop's timer error.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._requests: queue.SimpleQueue[tuple[float, asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="replay-waker", daemon=True)
+        self._thread.start()
+
+    def until(self, when: float) -> asyncio.Future[None]:
+        """A future done at ``when`` (by :data:`clock`), or a little after."""
+        future = self._loop.create_future()
+        self._requests.put((when, future))
+        return future
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            when, future = request
+            wait = when - clock()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                self._loop.call_soon_threadsafe(_set_done, future)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
@@ -469,6 +519,7 @@ async def _send_all(
         reporter = loop.create_task(report())
 
     interrupted = False
+    waker = _Waker(loop)
     try:
         burst = 0
         for send in plan.sends(events, job.index, job.shard_count):
@@ -483,6 +534,8 @@ async def _send_all(
                     wait = due - now
                     if wait > SPIN_SECONDS:
                         await asyncio.sleep(min(wait - SPIN_SECONDS, 0.25))
+                    elif wait > FINE_SECONDS:
+                        await waker.until(due - FINE_SECONDS)
                     else:
                         await asyncio.sleep(0)
                     now = clock()
@@ -509,6 +562,7 @@ async def _send_all(
             for waiter in pending:
                 waiter.cancel()
     finally:
+        waker.close()
         gc.unfreeze()
         if reporter is not None:
             reporter.cancel()

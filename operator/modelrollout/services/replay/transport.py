@@ -205,8 +205,12 @@ class LeanTransport:
         if head is None:
             parsed = URL(url)
             target = parsed.raw_path_qs or "/"
-            lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host}"]
-            lines.append(f"User-Agent: {USER_AGENT}")
+            given = {name.lower() for name in headers}
+            lines = [f"{method} {target} HTTP/1.1"]
+            if "host" not in given:
+                lines.append(f"Host: {self._host}")
+            if "user-agent" not in given:
+                lines.append(f"User-Agent: {USER_AGENT}")
             for name, value in headers.items():
                 if _TOKEN.fullmatch(name) is None or "\r" in value or "\n" in value:
                     raise ValueError(f"header {name!r} cannot be sent")
