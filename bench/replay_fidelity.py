@@ -3,7 +3,8 @@
 Run with ``.venv/bin/python bench/replay_fidelity.py``. It builds what it needs into
 ``$MODELROLLOUT_CACHE/bench-bin`` (vegeta from the Go module proxy, ``bench/fastserver``)
 and uses wrk when it is installed. ``modelrollout replay`` and the other load generators
-run on core 0, the server on core 1 (``taskset``); all traffic is on 127.0.0.1.
+run on core 0, the server on core 1 (``taskset``, at nice -10); all traffic is on
+127.0.0.1.
 
 (1) *Send lag*: ``modelrollout replay`` against the Go fastserver (no injected delay) at
     200, 1,000, 2,000 and 5,000 requests per second, with the lean client on Python's
@@ -391,7 +392,7 @@ def render(data: dict[str, Any]) -> str:
         f"Measured by `bench/replay_fidelity.py` on {data['machine']}, {data['date']}, at "
         f"commit {data['commit']}; load average {data['loadBefore']:.2f} before the run. "
         "`modelrollout replay` and the other load generators run on core 0, the server on "
-        "core 1 (`taskset`); all traffic is on 127.0.0.1. The machine is shared with other "
+        "core 1 (`taskset`), all at nice -10; all traffic is on 127.0.0.1. The machine is shared with other "
         "work: every figure is measured on a quiet machine where possible (the run waits "
         f"until other work uses less than {data['maxForeign'] * 100:g} % of the machine, and "
         f"measures again, up to {data['attempts']} times, when other work took more while "

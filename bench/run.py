@@ -6,7 +6,7 @@ needs into ``$MODELROLLOUT_CACHE/bench-bin`` (default ``~/.cache/modelrollout``)
 traffic goes to 127.0.0.1; every process started here is stopped before it returns.
 
 On a 2-core machine the load generator is pinned to core 0 and the server to core 1
-(``taskset``), so each side has one core and they do not compete.
+(``taskset``, at nice -10), so each side has one core and they do not compete.
 
 (a) *Max sustained rate on one core*: wrk, hey, vegeta and ``modelrollout replay`` (with
     aiohttp and with httpx) against the Go ``fastserver``, which is faster than all of
@@ -48,6 +48,7 @@ CACHE = Path(os.environ.get("MODELROLLOUT_CACHE", Path.home() / ".cache" / "mode
 BIN = CACHE / "bench-bin"
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12@v12.13.0"
 CLIENT_CPU = "0"
+NICE = "-10"
 SERVER_CPU = "1"
 BODY = {"instances": [[0.3, -1.2, 0.8, 0.1]]}
 
@@ -97,7 +98,9 @@ def ensure_go_tools() -> dict[str, str]:
 
 
 def pinned(cpu: str, *command: str, gomaxprocs: bool = False) -> list[str]:
-    prefix = ["taskset", "-c", cpu]
+    """``command`` on core ``cpu`` at nice -10, as ``bench/capture.py`` runs its processes,
+    so that the other work of a shared machine takes that core from it less often."""
+    prefix = ["nice", "-n", NICE, "taskset", "-c", cpu]
     if gomaxprocs:
         prefix += ["env", "GOMAXPROCS=1"]
     return prefix + list(command)

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import gc
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -86,6 +87,10 @@ FINE_SECONDS = 0.0002
 and writes requests) until the send is due: it absorbs the thread's wake-up latency and
 the kernel's timer slack (50 µs by default). The CPU a send costs in waiting is about
 this spin, not the whole of :data:`SPIN_SECONDS`."""
+
+SWITCH_INTERVAL = 0.0002
+"""The interpreter's thread switch interval while a replay sends: how long the waker may
+wait for the interpreter lock when it has to wake a busy loop."""
 
 HEADER_CACHE = 4096
 """Distinct header sets kept built, per endpoint."""
@@ -520,6 +525,10 @@ async def _send_all(
 
     interrupted = False
     waker = _Waker(loop)
+    # The waker needs the interpreter lock to wake the loop; while the loop is busy, it
+    # would otherwise wait up to 5 ms (the default switch interval) for it.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
     try:
         burst = 0
         for send in plan.sends(events, job.index, job.shard_count):
@@ -563,6 +572,7 @@ async def _send_all(
                 waiter.cancel()
     finally:
         waker.close()
+        sys.setswitchinterval(switch_interval)
         gc.unfreeze()
         if reporter is not None:
             reporter.cancel()
