@@ -7,11 +7,31 @@ the flag, so the user reads ``--count: '0' must be at least 1``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import math
 import os
 from collections.abc import Callable
 
 from modelrollout.core.api.base import parse_duration
+
+EVENT_LOOPS = ("asyncio", "uvloop")
+"""``--event-loop`` choices: Python's own event loop, or uvloop (libuv) where installed."""
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``asyncio.Runner``: None for Python's own loop.
+
+    Raises ValueError when uvloop is asked for and not installed (it is not a dependency).
+    """
+    if name != "uvloop":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        raise ValueError("uvloop is not installed (pip install uvloop)") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import re
@@ -64,7 +63,7 @@ TRACK_ENV = "MODELROLLOUT_TRACK"
 TRACKS: tuple[Track, ...] = ("stable", "candidate")
 OFF = "off"
 SWITCH_INTERVAL = 0.0005
-EVENT_LOOPS = ("asyncio", "uvloop")
+EVENT_LOOPS = argtypes.EVENT_LOOPS
 
 DESCRIPTION = """\
 Run a reverse proxy in front of a model server that returns every answer unchanged and
@@ -483,14 +482,10 @@ async def _serve(settings: ProxySettings, options: CaptureOptions) -> None:
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if name != "uvloop":
-        return None
     try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        raise BadInput("--event-loop: uvloop is not installed (pip install uvloop)") from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+        return argtypes.event_loop_factory(name)
+    except ValueError as error:
+        raise BadInput(f"--event-loop: {error}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -229,9 +229,18 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     )
     send.add_argument(
         "--client",
-        choices=["aiohttp", "httpx"],
-        default="aiohttp",
-        help="HTTP client implementation (default aiohttp)",
+        choices=["auto", "lean", "aiohttp", "httpx"],
+        default="auto",
+        help="HTTP client: lean (HTTP/1.1 on asyncio protocols, the fastest), aiohttp or "
+        "httpx; auto is lean when every endpoint is http://, aiohttp otherwise (default "
+        "%(default)s)",
+    )
+    send.add_argument(
+        "--event-loop",
+        choices=argtypes.EVENT_LOOPS,
+        default=argtypes.EVENT_LOOPS[0],
+        help="the event loop: Python's own, or uvloop (libuv) where the uvloop package is "
+        "installed (default %(default)s)",
     )
 
     send.add_argument(
@@ -398,6 +407,7 @@ RUN_INDEPENDENT = {
     "shard_index",
     "shard_count",
     "quiet",
+    "event_loop",
     "func",
 }
 """Flags that are not part of the run itself: the only ones allowed beside --run."""
@@ -586,6 +596,8 @@ def format_summary(result: ReplayResult) -> str:
     """A plain-text summary table of a result."""
     c = result.counts
     lines = [f"replay of {result.settings.events if result.settings else '?'}"]
+    if result.client:
+        lines.append(f"sent with the {result.client} client on the {result.event_loop} loop")
     rows: list[tuple[str, str, str, str]] = []
     comparison = result.comparison
     b = comparison.baseline if comparison else None
@@ -746,9 +758,15 @@ def run(args: argparse.Namespace) -> int:
     except BadInput as error:
         print(f"modelrollout replay: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        loop_factory = argtypes.event_loop_factory(args.event_loop)
+    except ValueError as error:
+        print(f"modelrollout replay: --event-loop: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     display = ProgressDisplay(sys.stderr, enabled=not args.quiet)
     try:
-        result, interrupted = asyncio.run(_run_async(job, display, args.wait_for_endpoints))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            result, interrupted = runner.run(_run_async(job, display, args.wait_for_endpoints))
     except (DatasetError, EmptyDatasetError) as error:
         print(f"modelrollout replay: {_events_message(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -20,18 +20,14 @@ from modelrollout.core.replay.result import (
     result_is_consistent,
 )
 from support.modelservers import ModelServer
+from support.replaying import replay_cli
 from support.serving import serving_directory
 
 Events = Callable[..., Path]
 PREDICTION = "predictions[0]"
 
 
-def _replay(tmp_path: Path, *args: str) -> tuple[int, ReplayResult | None]:
-    output = tmp_path / "result.json"
-    output.unlink(missing_ok=True)
-    code = main(["replay", "--quiet", "--output", str(output), *args])
-    result = ReplayResult.model_validate_json(output.read_text()) if output.exists() else None
-    return code, result
+_replay = replay_cli
 
 
 def test_labeled_run_measures_latency_and_quality(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from modelrollout.cli import capture
 from modelrollout.cli.main import build_parser
 from modelrollout.core.capture.record import RecordContext
+from support.imports import hide_module
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -135,14 +135,7 @@ def test_the_event_loop_is_pythons_own_unless_uvloop_is_asked_for(
 ):
     assert capture._loop_factory("asyncio") is None
     assert capture._loop_factory("uvloop") is not None
-    real = importlib.import_module
-
-    def missing(name: str) -> object:
-        if name == "uvloop":
-            raise ImportError(name)
-        return real(name)
-
-    monkeypatch.setattr(importlib, "import_module", missing)
+    hide_module(monkeypatch, "uvloop")
     with pytest.raises(capture.BadInput, match="uvloop is not installed"):
         capture._loop_factory("uvloop")
 

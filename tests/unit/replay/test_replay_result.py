@@ -157,6 +157,24 @@ def test_merged_shards_equal_the_single_run(shards: int) -> None:
     assert merged.shard.merged == shards
 
 
+def test_a_merge_names_every_client_and_event_loop_its_shards_used() -> None:
+    parts = [_simulate(300, (i, 3)) for i in range(3)]
+    sent = [("lean", "asyncio"), ("aiohttp", "uvloop"), ("lean", "asyncio")]
+    parts = [
+        p.model_copy(update={"client": client, "event_loop": loop})
+        for p, (client, loop) in zip(parts, sent, strict=True)
+    ]
+    merged = merge_results(parts)
+    assert (merged.client, merged.event_loop) == ("lean,aiohttp", "asyncio,uvloop")
+    same = merge_results([*parts[::2], parts[1].model_copy(update={"client": "lean"})])
+    assert same.client == "lean"
+    older = merge_results(
+        [p.model_copy(update={"client": None, "event_loop": None}) for p in parts]
+    )
+    assert (older.client, older.event_loop) == (None, None)
+    assert "eventLoop" not in json.loads(format_result_line(older).split(" ", 1)[1])
+
+
 def test_merge_rejects_mixed_inputs() -> None:
     a = _simulate(100, (0, 2))
     with pytest.raises(ValueError, match="appears twice"):

@@ -25,7 +25,7 @@ last stdout line, ``MODELROLLOUT_RESULT {...}``. That line omits the derived ``t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -375,6 +375,15 @@ class ReplayResult(ReplaySummary):
     finished_at: str | None = Field(default=None, description="Run end, RFC 3339 UTC.")
     shard: ShardInfo = Field(default_factory=ShardInfo, description="Shard coverage.")
     settings: RunSettings | None = Field(default=None, description="The settings used.")
+    client: str | None = Field(
+        default=None,
+        description="The HTTP client that sent the requests: lean (HTTP/1.1 on asyncio "
+        "protocols), aiohttp or httpx; several, comma-separated, in a merge of shards that "
+        "differ.",
+    )
+    event_loop: str | None = Field(
+        default=None, description="The event loop the requests were sent from: asyncio or uvloop."
+    )
     criteria: SuccessCriteria | None = Field(default=None, description="The criteria applied.")
     timeline: list[TimelinePoint] = Field(
         default_factory=list, description="Per-second counts and p99, by intended send time."
@@ -435,6 +444,8 @@ class RunInfo:
     malformed: int = 0
     malformed_lines: list[MalformedLine] = field(default_factory=list)
     api: ApiShape | None = None
+    client: str | None = None
+    event_loop: str | None = None
 
 
 @dataclass(slots=True)
@@ -753,6 +764,8 @@ def build_result(
         duration_seconds=info.duration_seconds,
         shard=ShardInfo(index=info.shard_index, count=info.shard_count, merged=info.merged),
         settings=info.settings,
+        client=info.client,
+        event_loop=info.event_loop,
         criteria=info.criteria,
         rate=RateReport(target=target_rates.target, achieved=target_rates.achieved),
         counts=Counts(
@@ -888,6 +901,8 @@ def merge_results(
         malformed=sum(r.counts.malformed for r in results),
         malformed_lines=[MalformedLine(line=line, reason=reason) for line, reason in samples],
         api=_merged_api([r.api for r in results if r.api is not None]),
+        client=_joined(r.client for r in results),
+        event_loop=_joined(r.event_loop for r in results),
     )
     return build_result(target, target_rates, baseline, comparison, info)
 
@@ -925,6 +940,10 @@ def _capacity(state: EndpointState, options: ReplayOptions | None) -> CapacityRe
             )
         )
     return capacity.assess(cut, options.capacity_p99_ms, width)
+def _joined(values: Iterable[str | None]) -> str | None:
+    """The distinct values, comma-separated, in order of first appearance; None if none."""
+    distinct = list(dict.fromkeys(v for v in values if v))
+    return ",".join(distinct) if distinct else None
 
 
 # -- the result log line ------------------------------------------------------------------

@@ -27,8 +27,9 @@ from modelrollout.core.replay.selection import EventSelection
 RUN_ENV = "MODELROLLOUT_REPLAY_RUN"
 """The environment variable that carries a shard's run as JSON."""
 
-ClientName = Literal["aiohttp", "httpx"]
-"""The HTTP client that sends the requests (aiohttp unless asked otherwise)."""
+ClientName = Literal["auto", "lean", "aiohttp", "httpx"]
+"""The HTTP client that sends the requests: ``auto`` is the lean HTTP/1.1 client when every
+endpoint is plain ``http://``, aiohttp otherwise."""
 
 
 class RunSettings(ApiModel):
@@ -60,7 +61,11 @@ class ReplayRun(RunSettings):
         description="This shard; unset, it is $JOB_COMPLETION_INDEX (an Indexed Job's pod) or 0.",
     )
     shard_count: int = Field(default=1, ge=1, le=1024, description="Number of shards.")
-    client: ClientName = Field(default="aiohttp", description="The HTTP client.")
+    client: ClientName = Field(
+        default="auto",
+        description="The HTTP client: auto (lean for http://, aiohttp for https://), "
+        "lean, aiohttp or httpx.",
+    )
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> Self:

@@ -1,12 +1,14 @@
 """The replay run loop: an open-loop sender that keeps its own clock.
 
 The loop walks the plan (:mod:`modelrollout.core.replay.plan`) and, for each send,
-sleeps until its intended time ``start + t_k``. asyncio timers are not precise (a wake-up
-may come a millisecond late, occasionally more under load), so the loop never derives
-time from its sleeps: after each wake-up it sends *everything* that is due and records,
-for each request, the intended time it was computed for. Latency is then measured from
-that intended time, so a late wake-up or a saturated client shows up as send lag and
-latency instead of silently stretching the schedule (no coordinated omission).
+waits until its intended time ``start + t_k``: it sleeps until :data:`SPIN_SECONDS`
+before it, because event-loop timers wake up to a millisecond late, and spins for the
+rest (see :data:`SPIN_SECONDS`). The loop never derives time from its sleeps: after each
+wake-up it sends *everything* that is due and records, for each request, the intended
+time it was computed for. Latency is then measured from that intended time, so a late
+wake-up or a saturated client shows up as send lag and latency instead of silently
+stretching the schedule (no coordinated omission). Times come from
+:data:`~modelrollout.services.replay.transport.clock`, not the event loop's.
 
 Each endpoint (target, and baseline when given) has its own concurrency limit. A due
 send that finds the limit reached waits in a FIFO queue; it leaves as soon as a request
@@ -30,6 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import queue
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -56,9 +61,10 @@ from modelrollout.core.replay.selection import (
 )
 from modelrollout.services.replay.dataset import LocalDataset, open_dataset
 from modelrollout.services.replay.transport import (
-    SendError,
     Transport,
+    clock,
     make_transport,
+    resolve_client,
 )
 
 START_LEAD = 0.02
@@ -66,6 +72,28 @@ START_LEAD = 0.02
 
 BURST_YIELD = 32
 """While behind schedule, yield to the event loop after this many sends."""
+
+SPIN_SECONDS = 0.0015
+"""Event-loop timers wake up to a millisecond late: Python's loop rounds its epoll wait up
+to whole milliseconds, uvloop (libuv) keeps its timers in milliseconds. A send woken by
+such a timer alone leaves up to a millisecond late, and that lag is counted in the
+latency. So the scheduler sleeps on the event loop's timer only until this long before a
+send is due, hands the next part of the wait to :class:`_Waker` (a thread that sleeps
+with the operating system's sub-millisecond timer), and spins for the last
+:data:`FINE_SECONDS`."""
+
+FINE_SECONDS = 0.0002
+"""The last part of a wait, spent yielding to the event loop (which still reads answers
+and writes requests) until the send is due: it absorbs the thread's wake-up latency and
+the kernel's timer slack (50 µs by default). The CPU a send costs in waiting is about
+this spin, not the whole of :data:`SPIN_SECONDS`."""
+
+SWITCH_INTERVAL = 0.0002
+"""The interpreter's thread switch interval while a replay sends: how long the waker may
+wait for the interpreter lock when it has to wake a busy loop."""
+
+HEADER_CACHE = 4096
+"""Distinct header sets kept built, per endpoint."""
 
 CACHE_MAX_EVENTS = 100_000
 CACHE_MAX_BYTES = 64 * 1024 * 1024
@@ -126,7 +154,7 @@ class _Endpoint:
         self.start = start
         self.in_flight = 0
         self.queue: deque[PlannedSend] = deque()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._header_cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
         self.loop = asyncio.get_running_loop()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -149,7 +177,7 @@ class _Endpoint:
         self._update_idle()
 
     def _drain(self) -> None:
-        now = self.loop.time()
+        now = clock()
         self.expire(now)
         while self.queue and self.in_flight < self.concurrency:
             self._start(self.queue.popleft())
@@ -157,49 +185,101 @@ class _Endpoint:
     def _start(self, send: PlannedSend) -> None:
         self.in_flight += 1
         self.idle.clear()
-        task = self.loop.create_task(self._request(send))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        event = send.event
+        url = _endpoint_url(self.url, event, self.use_event_path)
+        due = self.start + send.offset
+        samples = self.acc.requests if self.which == 0 else None
+        if samples is not None and samples.wanted:
+            samples.add(event.body)
+
+        def done(sent_at: float, status: int, body: bytes, kind: str | None, _: str) -> None:
+            service = clock() - sent_at
+            self.in_flight -= 1
+            prediction = None
+            if kind is None:
+                kind, prediction = classify_response(status, body, self.reader)
+                if kind == "ok" and samples is not None and self.acc.responses.wanted:
+                    self.acc.responses.add(body)
+            self.acc.completed(
+                self.which,
+                send.index,
+                send.offset,
+                sent_at - due,
+                service,
+                kind,
+                prediction,
+                event.label,
+            )
+            self._drain()
+            self._update_idle()
+
+        self.transport.start(event.method, url, event.body, self._headers(event), done)
 
     def _headers(self, event: Event) -> Mapping[str, str]:
-        headers = {"Content-Type": event.content_type}
-        for key, value in event.headers:
-            headers[key] = value
-        if self.extra_headers:
-            headers.update(self.extra_headers)
+        key = (event.content_type, event.headers)
+        headers = self._header_cache.get(key)
+        if headers is None:
+            headers = {"Content-Type": event.content_type}
+            for name, value in event.headers:
+                headers[name] = value
+            if self.extra_headers:
+                headers.update(self.extra_headers)
+            if len(self._header_cache) >= HEADER_CACHE:
+                self._header_cache.clear()
+            self._header_cache[key] = headers
         return headers
-
-    async def _request(self, send: PlannedSend) -> None:
-        event = send.event
-        loop = self.loop
-        url = _endpoint_url(self.url, event, self.use_event_path)
-        headers = self._headers(event)
-        if self.which == 0 and self.acc.requests.wanted:
-            self.acc.requests.add(event.body)
-        sent_at = loop.time()
-        lag = sent_at - (self.start + send.offset)
-        try:
-            status, body = await self.transport.send(event.method, url, event.body, headers)
-        except SendError as error:
-            kind, prediction = error.kind, None
-        except Exception:  # an unexpected client failure must still be accounted for
-            kind, prediction = "connection", None
-        else:
-            kind, prediction = classify_response(status, body, self.reader)
-            if kind == "ok" and self.which == 0 and self.acc.responses.wanted:
-                self.acc.responses.add(body)
-        finally:
-            service = loop.time() - sent_at
-            self.in_flight -= 1
-        self.acc.completed(
-            self.which, send.index, send.offset, lag, service, kind, prediction, event.label
-        )
-        self._drain()
-        self._update_idle()
 
     def _update_idle(self) -> None:
         if self.in_flight == 0 and not self.queue:
             self.idle.set()
+
+
+class _Waker:
+    """Wakes the event loop at a time given to well under a millisecond.
+
+    One thread takes ``(when, future)`` requests, sleeps until ``when`` with
+    ``time.sleep`` (the kernel's high-resolution timer) and completes the future through
+    ``call_soon_threadsafe``, which wakes the loop at once. It costs a thread wake-up per
+    wait, instead of a spin for the whole of the event loop's timer error.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._requests: queue.SimpleQueue[tuple[float, asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="replay-waker", daemon=True)
+        self._thread.start()
+
+    def until(self, when: float) -> asyncio.Future[None]:
+        """A future done at ``when`` (by :data:`clock`), or a little after."""
+        future = self._loop.create_future()
+        self._requests.put((when, future))
+        return future
+
+    def _run(self) -> None:
+        while (request := self._requests.get()) is not None:
+            when, future = request
+            wait = when - clock()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                self._loop.call_soon_threadsafe(_set_done, future)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                return
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def event_loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: the event loop a run was sent from."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _now_rfc3339() -> str:
@@ -292,11 +372,12 @@ async def run_replay(
         unreachable = await wait_until_reachable(
             [u for u in (job.target, job.baseline) if u is not None], reach_wait
         )
-        transports = [make_transport(job.client, options.concurrency, options.timeout_seconds)]
-        if job.baseline is not None:
-            transports.append(
-                make_transport(job.client, options.concurrency, options.timeout_seconds)
-            )
+        urls = [u for u in (job.target, job.baseline) if u is not None]
+        client = resolve_client(job.client, urls)
+        transports = [
+            make_transport(client, url, options.concurrency, options.timeout_seconds)
+            for url in urls
+        ]
         started_at = _now_rfc3339()
         wall_start = time.monotonic()
         interrupted = False
@@ -334,6 +415,8 @@ async def run_replay(
         malformed_lines=[
             MalformedLine(line=m.line, reason=m.reason) for m in tally.malformed_samples
         ],
+        client=client,
+        event_loop=event_loop_name(asyncio.get_running_loop()),
     )
     result = result_from_run(acc, info)
     for url in unreachable:
@@ -406,7 +489,7 @@ async def _send_all(
     # as send lag. Young objects are still collected as usual.
     gc.collect()
     gc.freeze()
-    start = loop.time() + START_LEAD
+    start = clock() + START_LEAD
     urls = [job.target] + ([job.baseline] if job.baseline is not None else [])
     endpoints = [
         _Endpoint(i, url, transports[i], job.options, acc, prediction_reader, start)
@@ -421,7 +504,7 @@ async def _send_all(
         target = acc.target
         last = target.timeline.get(max(target.timeline)) if target.timeline else None
         return Progress(
-            elapsed=max(loop.time() - start, 0.0),
+            elapsed=max(clock() - start, 0.0),
             planned_seconds=planned,
             expected=expected,
             scheduled=target.scheduled + len(endpoints[0].queue) + endpoints[0].in_flight,
@@ -446,6 +529,11 @@ async def _send_all(
         reporter = loop.create_task(report())
 
     interrupted = False
+    waker = _Waker(loop)
+    # The waker needs the interpreter lock to wake the loop; while the loop is busy, it
+    # would otherwise wait up to 5 ms (the default switch interval) for it.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
     try:
         burst = 0
         for send in plan.sends(events, job.index, job.shard_count):
@@ -453,12 +541,18 @@ async def _send_all(
                 interrupted = True
                 break
             due = start + send.offset
-            now = loop.time()
+            now = clock()
             if due > now:
                 burst = 0
                 while due > now and not (stop is not None and stop.is_set()):
-                    await asyncio.sleep(min(due - now, 0.25))
-                    now = loop.time()
+                    wait = due - now
+                    if wait > SPIN_SECONDS:
+                        await asyncio.sleep(min(wait - SPIN_SECONDS, 0.25))
+                    elif wait > FINE_SECONDS:
+                        await waker.until(due - FINE_SECONDS)
+                    else:
+                        await asyncio.sleep(0)
+                    now = clock()
                 if stop is not None and stop.is_set():
                     interrupted = True
                     break
@@ -469,12 +563,12 @@ async def _send_all(
                 if burst >= BURST_YIELD:
                     burst = 0
                     await asyncio.sleep(0)
-                    now = loop.time()
+                    now = clock()
             for endpoint in endpoints:
                 endpoint.submit(send, now)
         # Let queued sends leave or expire, and in-flight requests finish.
         while not all(e.idle.is_set() for e in endpoints):
-            now = loop.time()
+            now = clock()
             for endpoint in endpoints:
                 endpoint.expire(now)
             waiters = [loop.create_task(e.idle.wait()) for e in endpoints]
@@ -482,6 +576,8 @@ async def _send_all(
             for waiter in pending:
                 waiter.cancel()
     finally:
+        waker.close()
+        sys.setswitchinterval(switch_interval)
         gc.unfreeze()
         if reporter is not None:
             reporter.cancel()
