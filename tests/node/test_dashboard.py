@@ -224,6 +224,19 @@ def test_dashboard_shows_and_steers_a_rollout(
     shot(page, "replaytest.png")
     page.goto(f"{dashboard}/md/{namespace}/md")
     shot(page, "rollout-history.png")
+
+    # the catalog: a record per version, v2 with its replay's figures, rolled back by undo
+    page.goto(f"{dashboard}/catalog")
+    rows = {
+        cells[2]: cells
+        for row in page.locator("#catalog tbody tr").all()
+        if (cells := [c.inner_text() for c in row.locator("td").all()])[0] == namespace
+    }
+    assert set(rows) >= {"v1", "v2"}, rows
+    assert rows["v2"][4] == "RolledBack"
+    assert float(rows["v2"][5].replace(",", "")) > 0  # the replay's p99
+    assert rows["v1"][4] == "Production"
+    shot(page, "catalog.png")
     # nothing was fetched from anywhere but the dashboard itself
     assert asked
     assert all(url.startswith(f"{dashboard}/") for url in asked), set(asked)

@@ -40,9 +40,10 @@ from modelrollout.core.api import modeldeployment, replaytest
 from modelrollout.core.api.modeldeployment import ModelDeployment
 from modelrollout.core.api.replaytest import ReplayTest
 from modelrollout.core.clock import utcnow
-from modelrollout.core.dashboard import page, replays, rollouts, timeline
+from modelrollout.core.dashboard import catalog, page, replays, rollouts, timeline
 from modelrollout.core.replay.result import ReplayResult, merge_results
 from modelrollout.core.steering import for_action
+from modelrollout.services import catalog as records
 from modelrollout.services.kube import Kube
 from modelrollout.services.replay.executors.job import shard_outcomes
 from modelrollout.services.steering import Refused, steer
@@ -94,6 +95,7 @@ class Dashboard:
                 web.post("/md/{namespace}/{name}/{action}", self.act),
                 web.get("/replaytests", self.replay_tests),
                 web.get("/replaytests/{namespace}/{name}", self.replay_test),
+                web.get("/catalog", self.catalog),
             ]
         )
         return app
@@ -210,6 +212,15 @@ class Dashboard:
             self.notices.popitem(last=False)
         path = "/md/" + "/".join(urllib.parse.quote(p, safe="") for p in (namespace, name))
         raise web.HTTPSeeOther(f"{path}?notice={key}")
+
+    # --- the catalog -----------------------------------------------------------------
+    async def catalog(self, request: web.Request) -> web.Response:
+        try:
+            entries = await asyncio.to_thread(records.list_records, self.kube, self.namespace)
+        except (errors.ApiError, ValidationError) as exc:
+            return _html(catalog.listing([], utcnow(), scope=self.scope, problem=_problem(exc)))
+        entries.sort(key=lambda x: (x.namespace, x.model, x.version))
+        return _html(catalog.listing(entries, utcnow(), scope=self.scope))
 
     # --- ReplayTests -----------------------------------------------------------------
     async def replay_tests(self, request: web.Request) -> web.Response:

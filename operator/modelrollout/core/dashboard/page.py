@@ -20,6 +20,7 @@ from modelrollout.core.replay import report
 NAV: tuple[tuple[str, str], ...] = (
     ("rollouts", "/"),
     ("replay tests", "/replaytests"),
+    ("catalog", "/catalog"),
 )
 """The navigation bar: (label, path). A new page adds its entry here."""
 

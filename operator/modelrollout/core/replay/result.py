@@ -940,6 +940,8 @@ def _capacity(state: EndpointState, options: ReplayOptions | None) -> CapacityRe
             )
         )
     return capacity.assess(cut, options.capacity_p99_ms, width)
+
+
 def _joined(values: Iterable[str | None]) -> str | None:
     """The distinct values, comma-separated, in order of first appearance; None if none."""
     distinct = list(dict.fromkeys(v for v in values if v))
