@@ -53,6 +53,13 @@ def test_rows_show_measured_figures_and_escape_what_users_wrote() -> None:
     assert 'href="/md/ml/fraud"' in html
 
 
+def test_unknown_figures_show_a_dash_once_escaped() -> None:
+    bare = Entry("m-v1", "ml", "m", "m", "v1", ModelVersionStatus(stage="NonProduction"))
+    html = catalog.listing([bare], NOW, scope="all namespaces")
+    assert "&ndash;" in html
+    assert "&amp;" not in html
+
+
 def test_no_record_says_so() -> None:
     html = catalog.listing([], NOW, scope="all namespaces")
     assert "No ModelVersion here." in html

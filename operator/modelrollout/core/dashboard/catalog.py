@@ -15,8 +15,14 @@ def _num(value: float | None, spec: str) -> str:
     return report.MISSING if value is None else format(value, spec)
 
 
-def _hours(seconds: float) -> str:
-    return report.MISSING if seconds <= 0 else f"{seconds / 3600:,.1f} h"
+def _text(value: str | None) -> str:
+    return report.MISSING if not value else e(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return report.MISSING
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:,.1f} h"
 
 
 def listing(entries: Sequence[Entry], now: datetime, *, scope: str, problem: str = "") -> str:
@@ -34,7 +40,7 @@ def listing(entries: Sequence[Entry], now: datetime, *, scope: str, problem: str
                 e(entry.namespace),
                 f'<a href="/md/{e(entry.namespace)}/{e(entry.deployment)}">{e(entry.model)}</a>',
                 e(entry.version),
-                e("/".join(x for x in (s.category, s.subcategory) if x) or report.MISSING),
+                _text("/".join(x for x in (s.category, s.subcategory) if x)),
                 phase_badge(s.stage),
                 _num(replay.latency_ms.p99 if replay else None, ",.2f"),
                 report.pct(replay.error_rate) if replay else report.MISSING,
@@ -42,9 +48,9 @@ def listing(entries: Sequence[Entry], now: datetime, *, scope: str, problem: str
                 report.pct(replay.agreement) if replay and replay.agreement is not None
                 else report.MISSING,
                 cap,
-                _hours(catalog.production_seconds(s, now)),
+                _duration(catalog.production_seconds(s, now)),
                 _num(s.usage.live_requests, ",.0f"),
-                e(s.uri or report.MISSING),
+                _text(s.uri),
             ]
         )  # fmt: skip
     head = ["namespace", "model", "version", "category", "stage", "p99 ms", "errors",
