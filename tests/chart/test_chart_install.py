@@ -21,6 +21,7 @@ from chart.chart_support import (
     CHART_CRDS_DIR,
     CHART_DIR,
     CONTRACT_TAIL,
+    EXPECTED_CRD_NAMES,
     EXPECTED_RULES,
     Helm,
     HelmError,
@@ -101,7 +102,7 @@ def renamed_chart(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[
         crd["spec"]["names"].pop("categories", None)
         crds[path.name] = yaml.safe_dump(crd, sort_keys=False)
         names.append(crd["metadata"]["name"])
-    assert len(names) == 2, f"expected two CRDs in {CHART_CRDS_DIR}"
+    assert len(names) == len(EXPECTED_CRD_NAMES), f"expected every CRD in {CHART_CRDS_DIR}"
     try:
         yield RenamedChart(copy_chart(tmp_path / "chart", crds), names)
     finally:

@@ -238,7 +238,9 @@ def test_every_preset_of_each_runtime_returns_a_number(
     for runtime in SERVERS:
         p99, errors, rps = (found[(runtime, p)] for p in presets.PRESETS)
         assert 0 < p99 < 5, (runtime, p99)  # seconds
-        assert rps > 1, (runtime, rps)  # about 20 requests per second were sent
+        # requests go out one at a time to the three servers, so their rate depends on how
+        # busy the machine is: any positive rate is the preset reading the counter
+        assert rps > 0, (runtime, rps)
         assert 0 <= errors < 0.5, (runtime, errors)
     # one request in 20 failed inside the model: MLServer counts it as a failed
     # inference, KServe never reaches postprocess; modelrollout answers 400 (not an error)
