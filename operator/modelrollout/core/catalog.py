@@ -74,6 +74,14 @@ def stages_now(
     return out
 
 
+def measured_version(
+    before: ModelDeploymentStatus | None, after: ModelDeploymentStatus
+) -> str | None:
+    """The version the status's replay, analysis and shadow measure: the candidate, or the
+    one this reconcile just promoted or rolled back. Never the stable version beside it."""
+    return after.candidate_version or (before.candidate_version if before else None)
+
+
 def changed(before: ModelDeploymentStatus | None, after: ModelDeploymentStatus) -> bool:
     """Whether a reconcile changed anything a record shows (so idle reconciles write none)."""
     if before is None:

@@ -143,13 +143,13 @@ def record_rollout(
         return
     if usage_due:
         _usage_at[key] = time.monotonic()
-    replayed = after.candidate_version or (before.candidate_version if before else None)
+    measured = catalog.measured_version(before, after)
     for version, (stage, reason) in catalog.stages_now(before, after).items():
         name = catalog.record_name(key[1], version)
         previous = _read(kube, key[0], name)
         seen = None
         if (
-            version == replayed
+            version == measured
             and replay is not None
             and replay.result is not None
             and replay.phase in ("Succeeded", "Failed")
@@ -171,7 +171,7 @@ def record_rollout(
             template_hash=(after.candidate_hash or after.stable_hash) if own_template else None,
             replicas=md.spec.workload.replicas if own_template else None,
             replay=seen,
-            bake=catalog.bake_figures(after, stage) if stage != "Retired" else None,
+            bake=catalog.bake_figures(after, stage) if version == measured else None,
             live_requests=(
                 _live_requests(kube, md, version, _serving_since(previous), now)
                 if usage_due and stage in ("Baking", "Production")

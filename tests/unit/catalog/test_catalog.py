@@ -53,6 +53,21 @@ def test_stages_now(before, after, expected) -> None:
     assert got == expected
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (status("Production"), status("NonProduction", candidate="v2"), "v2"),
+        (status("Baking", candidate="v2"), status("Baking", candidate="v2"), "v2"),
+        (status("Baking", candidate="v2"), status("Production", stable="v2"), "v2"),
+        (status("Baking", candidate="v3"), status("RolledBack"), "v3"),
+        (status("Production"), status("Production"), None),  # stable's figures stay its own
+        (None, status("Production"), None),
+    ],
+)
+def test_only_the_candidate_gets_the_status_measurements(before, after, expected) -> None:
+    assert catalog.measured_version(before, after) == expected
+
+
 def test_idle_reconciles_change_nothing_a_record_shows() -> None:
     same = status("Production")
     assert not catalog.changed(same, same.model_copy())
