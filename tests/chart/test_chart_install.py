@@ -35,6 +35,7 @@ from support.wait import poll_until
 pytestmark = pytest.mark.cluster
 
 TIMEOUT = 60.0
+CRD_DELETE_TIMEOUT = 180.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,35 @@ def wait_gone(cluster: Cluster, kind: str, name: str, namespace: str | None = No
         timeout=TIMEOUT,
         message=f"{kind} {name} is deleted",
     )
+
+
+def wait_crd_gone(cluster: Cluster, name: str) -> None:
+    """A deleted CRD goes only when the apiserver's finalizer has removed its (here: no)
+    instances; on a loaded machine that queue can lag, so allow it longer and, if it still
+    stands, say where it is stuck."""
+
+    def state() -> object:
+        crd = get(cluster, "customresourcedefinition", name)
+        if crd is None:
+            return True
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return {
+            "deletionTimestamp": crd["metadata"].get("deletionTimestamp"),
+            "finalizers": crd["metadata"].get("finalizers"),
+            "conditions": [(c["type"], c["status"], c.get("reason")) for c in conditions],
+        }
+
+    deadline_state: object = None
+
+    def gone() -> bool:
+        nonlocal deadline_state
+        deadline_state = state()
+        return deadline_state is True
+
+    try:
+        poll_until(gone, timeout=CRD_DELETE_TIMEOUT, interval=0.5, message=f"CRD {name} is deleted")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the CRD now: {deadline_state!r}") from error
 
 
 def established(cluster: Cluster, name: str) -> bool:
@@ -206,7 +236,7 @@ def test_uninstall_deletes_crds_when_not_kept(
         assert "helm.sh/resource-policy" not in annotations
     uninstall(cluster_helm, release, namespace)
     for name in renamed_chart.crd_names:
-        wait_gone(cluster, "customresourcedefinition", name)
+        wait_crd_gone(cluster, name)
 
 
 def test_install_refuses_crds_it_does_not_own(
