@@ -433,10 +433,9 @@ def render(data: dict[str, Any]) -> str:
         "run (ranked by its lag p99) is shown, and every run's p99 beside it. Send lag: from "
         "a request's intended send time to "
         "the moment the client began to send it (`sendLagMs`). The scheduler sleeps on the "
-        "event loop's timer until about 1.5 ms before a send, on a thread's sub-millisecond "
-        "timer until the spin window before it, and spins (yielding to the event loop, which "
-        "keeps reading answers) for the window. The window covers the 99th percentile of how "
-        "late the thread's recent wake-ups were, plus 20 µs, between 0.1 and 1 ms. "
+        "event loop's timer until 1.5 ms before a send, on a thread's sub-millisecond timer "
+        "(with no timer slack) until 0.2 ms before, and spins (yielding to the event loop, "
+        "which keeps reading answers) for the rest. "
         "CPU: the replay process's user and system time over the "
         "middle of the run, per request and as a share of its core; at low rates most of it "
         "is the wait. Target: send lag p99 under 0.2 ms up to 5,000 requests per second.",
@@ -515,6 +514,11 @@ def render(data: dict[str, Any]) -> str:
         f"{sum(r['serviceWithin'] for r in fidelity)}. The rest of the difference is the "
         "loopback round trip and the wake-ups of two processes on this machine, which "
         "vegeta sees as well (its column), and other work where that column shows it.",
+        "",
+        "No coordinated omission: a server that holds every request for one second, once, "
+        "shows that second in full in the replay's latency percentiles, with the lean and "
+        "the aiohttp client, at concurrency 1 and 64 "
+        "(`tests/integration/replay/test_coordinated_omission.py`, part of `make test`).",
         "",
         "## Saturated rate on one core",
         "",

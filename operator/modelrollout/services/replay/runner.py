@@ -1,13 +1,13 @@
 """The replay run loop: an open-loop sender that keeps its own clock.
 
 The loop walks the plan (:mod:`modelrollout.core.replay.plan`) and, for each send,
-waits until its intended time ``start + t_k``: it sleeps until a little before it,
-because event-loop timers and threads wake up late, and spins for the rest (see
-:data:`TIMER_ERROR` and :mod:`modelrollout.core.replay.timing`). The loop never derives
-time from its sleeps: after each wake-up it sends *everything* that is due and records,
-for each request, the intended time it was computed for. Latency is then measured from
-that intended time, so a late wake-up or a saturated client shows up as send lag and
-latency instead of silently stretching the schedule (no coordinated omission). Times come from
+waits until its intended time ``start + t_k``: it sleeps until :data:`SPIN_SECONDS`
+before it, because event-loop timers wake up to a millisecond late, and spins for the
+rest (see :data:`SPIN_SECONDS`). The loop never derives time from its sleeps: after each
+wake-up it sends *everything* that is due and records, for each request, the intended
+time it was computed for. Latency is then measured from that intended time, so a late
+wake-up or a saturated client shows up as send lag and latency instead of silently
+stretching the schedule (no coordinated omission). Times come from
 :data:`~modelrollout.services.replay.transport.clock`, not the event loop's.
 
 Each endpoint (target, and baseline when given) has its own concurrency limit. A due
@@ -60,7 +60,6 @@ from modelrollout.core.replay.selection import (
     EventReader,
     select_events,
 )
-from modelrollout.core.replay.timing import SPIN_DEFAULT, spin_window
 from modelrollout.services.replay.dataset import LocalDataset, open_dataset
 from modelrollout.services.replay.transport import (
     Transport,
@@ -75,26 +74,28 @@ START_LEAD = 0.02
 BURST_YIELD = 32
 """While behind schedule, yield to the event loop after this many sends."""
 
-TIMER_ERROR = 0.0013
+SPIN_SECONDS = 0.0015
 """Event-loop timers wake up to a millisecond late: Python's loop rounds its epoll wait up
 to whole milliseconds, uvloop (libuv) keeps its timers in milliseconds. A send woken by
 such a timer alone leaves up to a millisecond late, and that lag is counted in the
-latency. So the scheduler sleeps on the event loop's timer only until this long before
-the spin window (:func:`~modelrollout.core.replay.timing.spin_window`), hands the next part
-of the wait to :class:`_Waker` (a thread that sleeps with the operating system's
-sub-millisecond timer), and spins for the window: yielding to the event loop (which
-still reads answers and writes requests) until the send is due. The window is sized from
-how late the waker's wake-ups were, so the CPU a send costs in waiting is what this
-machine's wake-ups need."""
+latency. So the scheduler sleeps on the event loop's timer only until this long before a
+send is due, hands the next part of the wait to :class:`_Waker` (a thread that sleeps
+with the operating system's sub-millisecond timer), and spins for the last
+:data:`FINE_SECONDS`."""
+
+FINE_SECONDS = 0.0002
+"""The last part of a wait, spent yielding to the event loop (which still reads answers
+and writes requests) until the send is due: it absorbs the thread's wake-up latency. The
+CPU a send costs in waiting is about this spin, not the whole of :data:`SPIN_SECONDS`.
+
+It is fixed on purpose. A window sized from how late the waker's wake-ups came grows
+without end: while the loop spins it holds the interpreter lock, so the waker's next
+wake-up waits longer for it, which widens the window again (measured at 1,000 requests
+per second: the window went to its 1 ms ceiling and the CPU per request from 0.23 to
+0.88 ms, for no less lag)."""
 
 PR_SET_TIMERSLACK = 29
 """prctl(2): the calling thread's timer slack, in nanoseconds."""
-
-LATENESS_KEPT = 256
-"""Wake-ups whose lateness sizes the spin window (the most recent ones)."""
-
-LATENESS_EVERY = 32
-"""The spin window is sized again after this many wake-ups."""
 
 SWITCH_INTERVAL = 0.0002
 """The interpreter's thread switch interval while a replay sends: how long the waker may
@@ -555,8 +556,6 @@ async def _send_all(
     sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
     try:
         burst = 0
-        spin, woken = SPIN_DEFAULT, 0
-        lateness: deque[float] = deque(maxlen=LATENESS_KEPT)
         for send in plan.sends(events, job.index, job.shard_count):
             if stop is not None and stop.is_set():
                 interrupted = True
@@ -567,14 +566,10 @@ async def _send_all(
                 burst = 0
                 while due > now and not (stop is not None and stop.is_set()):
                     wait = due - now
-                    if wait > spin + TIMER_ERROR:
-                        await asyncio.sleep(min(wait - spin - TIMER_ERROR, 0.25))
-                    elif wait > spin:
-                        await waker.until(due - spin)
-                        lateness.append(clock() - (due - spin))
-                        woken += 1
-                        if woken % LATENESS_EVERY == 0:
-                            spin = spin_window(lateness)
+                    if wait > SPIN_SECONDS:
+                        await asyncio.sleep(min(wait - SPIN_SECONDS, 0.25))
+                    elif wait > FINE_SECONDS:
+                        await waker.until(due - FINE_SECONDS)
                     else:
                         await asyncio.sleep(0)
                     now = clock()
