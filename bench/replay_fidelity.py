@@ -47,13 +47,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import run as base
 from capture import cpu_seconds, machine_busy, wait_for_quiet
 
 ROOT = base.ROOT
+T = TypeVar("T")
 LAG_RATES = (200, 1000, 2000, 5000)
 FIDELITY_RATES = (200, 2000)
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -207,9 +208,7 @@ def bench_lag(
     return rows
 
 
-def median_run(
-    runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]
-) -> dict[str, Any]:
+def median_run(runs: list[T], key: Callable[[T], float]) -> T:
     """The run in the middle when ranked by ``key`` (the lower middle of an even count)."""
     return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
@@ -280,8 +279,9 @@ def _fidelity_at(
         return out
 
     runs = [quietly(ours, pids, args) for _ in range(args.runs)]
-    mine = median_run(runs, lambda r: max(misses(r)))
-    within_runs = [sum(m <= 1.0 for m in column) for column in zip(*map(misses, runs), strict=True)]
+    scores = [misses(run) for run in runs]
+    mine = runs[median_run(list(range(len(runs))), lambda i: max(scores[i]))]
+    within_runs = [sum(m <= 1.0 for m in column) for column in zip(*scores, strict=True)]
     vegeta = quietly(theirs, pids, args)
     truth = np.asarray(mine["truth"])
     vegeta_truth = np.asarray(vegeta["truth"])

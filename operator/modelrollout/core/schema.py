@@ -150,25 +150,37 @@ def describe(schema: JsonSchema, indent: int = 0, name: str = "") -> list[str]:
 
 class Sampler:
     """The schema of the first ``limit`` bodies it is given (bodies that are not JSON count
-    as looked at but add nothing)."""
+    as looked at but add nothing).
 
-    __slots__ = ("count", "limit", "schema")
+    Adding only keeps the body: parsing and inference wait until the schema is asked for,
+    so that a sender can sample on its timed path at the cost of an append."""
+
+    __slots__ = ("_bodies", "_inferred", "limit")
 
     def __init__(self, limit: int = SAMPLES) -> None:
         self.limit = limit
-        self.count = 0
-        self.schema: JsonSchema | None = None
+        self._bodies: list[bytes] = []
+        self._inferred: tuple[int, JsonSchema | None] = (0, None)
+
+    @property
+    def count(self) -> int:
+        return len(self._bodies)
 
     @property
     def wanted(self) -> bool:
-        return self.count < self.limit
+        return len(self._bodies) < self.limit
 
     def add(self, body: bytes) -> None:
-        if self.count >= self.limit:
-            return
-        self.count += 1
-        document = parse_document(body)
-        if document is None:
-            return
-        one = infer(document)
-        self.schema = one if self.schema is None else merge(self.schema, one)
+        if len(self._bodies) < self.limit:
+            self._bodies.append(body)
+
+    @property
+    def schema(self) -> JsonSchema | None:
+        seen, schema = self._inferred
+        for body in self._bodies[seen:]:
+            document = parse_document(body)
+            if document is not None:
+                one = infer(document)
+                schema = one if schema is None else merge(schema, one)
+        self._inferred = (len(self._bodies), schema)
+        return schema

@@ -98,3 +98,19 @@ def test_sampler_counts_non_json_bodies_but_learns_nothing_from_them() -> None:
 def test_describe_marks_optional_keys() -> None:
     out = schema.describe(schema.infer_all([{"a": [1]}, {"a": [2], "b": "x"}]) or {})
     assert out == ["object", "  a: array", "    []: integer", "  b?: string"]
+
+
+def test_sampler_learns_from_bodies_added_after_the_schema_was_read() -> None:
+    sampler = schema.Sampler(limit=5)
+    sampler.add(b'{"a": 1}')
+    assert sampler.schema == {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}},
+        "required": ["a"],
+    }
+    sampler.add(b'{"a": 1.5}')
+    assert sampler.schema == {
+        "type": "object",
+        "properties": {"a": {"type": "number"}},
+        "required": ["a"],
+    }

@@ -16,12 +16,11 @@ the figure is a lower bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pydantic import Field
 
 from modelrollout.core.api.base import ApiModel
-from modelrollout.core.replay.histogram import LogHistogram
+from modelrollout.core.replay.accumulator import TimelineBucket
 
 MIN_WINDOW_OK = 10
 MAX_ERROR_SHARE = 0.01
@@ -45,19 +44,7 @@ class CapacityReport(ApiModel):
     message: str = Field(description="What limited the capacity, in words.")
 
 
-@dataclass(frozen=True)
-class Window:
-    """One window of the timeline: counts and the latency histogram of its answers."""
-
-    start: int
-    sent: int
-    ok: int
-    errors: int
-    dropped: int
-    latency: LogHistogram
-
-
-def _holds(window: Window, target_ms: float) -> tuple[bool, str]:
+def _holds(window: TimelineBucket, target_ms: float) -> tuple[bool, str]:
     p99 = window.latency.quantile(0.99, clamp=False)  # a timeline keeps no min or max
     if window.dropped:
         return False, f"{window.dropped} sends dropped"
@@ -68,16 +55,19 @@ def _holds(window: Window, target_ms: float) -> tuple[bool, str]:
     return True, f"p99 {p99:.1f} ms" if p99 is not None else "no answer"
 
 
-def assess(windows: Sequence[Window], target_ms: float, window_seconds: int) -> CapacityReport:
-    """The capacity shown by ``windows`` (see the module's docstring)."""
+def assess(
+    windows: Sequence[tuple[TimelineBucket, float]], target_ms: float, window_seconds: int
+) -> CapacityReport:
+    """The capacity shown by ``windows``, each with the seconds it covers (the last one of a
+    run may be shorter than ``window_seconds``); see the module's docstring."""
     judged: list[tuple[float, float, bool, str]] = []  # offered, served, held, why
-    for window in windows:
+    for window, seconds in windows:
         failed = window.errors + window.dropped
         if window.ok < MIN_WINDOW_OK and not failed:
             continue
         held, why = _holds(window, target_ms)
-        offered = (window.sent + window.dropped) / window_seconds
-        judged.append((offered, window.ok / window_seconds, held, why))
+        offered = (window.sent + window.dropped) / seconds
+        judged.append((offered, window.ok / seconds, held, why))
     broke = [(offered, why) for offered, _, held, why in judged if not held]
     ceiling = min(broke)[0] if broke else float("inf")
     served = [s for offered, s, held, _ in judged if held and offered < ceiling]

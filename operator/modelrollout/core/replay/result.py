@@ -25,8 +25,9 @@ last stdout line, ``MODELROLLOUT_RESULT {...}``. That line omits the derived ``t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import reduce
 from typing import Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
@@ -801,7 +802,7 @@ def build_result(
     )
     result.api = info.api
     result.capacity = _capacity(
-        result.state.target, info.settings.options if info.settings is not None else None
+        target.timeline, info.settings.options if info.settings is not None else None
     )
     result.warnings = _warnings(result)
     result.verdict = evaluate(result, info.criteria)
@@ -816,11 +817,14 @@ def result_from_run(acc: ReplayAccumulator, info: RunInfo) -> ReplayResult:
         baseline = (acc.baseline, _single_rates(acc.baseline, info.planned_seconds))
     comparison = acc.comparison
     if info.api is None and (acc.requests.count or acc.responses.count):
-        info.api = ApiShape(
-            request=acc.requests.schema or {},
-            response=acc.responses.schema or {},
-            request_samples=acc.requests.count,
-            response_samples=acc.responses.count,
+        info = replace(
+            info,
+            api=ApiShape(
+                request=acc.requests.schema or {},
+                response=acc.responses.schema or {},
+                request_samples=acc.requests.count,
+                response_samples=acc.responses.count,
+            ),
         )
     if baseline is not None and comparison is None:  # pragma: no cover - defensive
         comparison = ComparisonAccumulator()
@@ -908,37 +912,21 @@ def merge_results(
 
 
 def _merged_api(shapes: Sequence[ApiShape]) -> ApiShape | None:
-    if not shapes:
-        return None
-    merged = shapes[0]
-    for shape in shapes[1:]:
-        merged = merged.merged(shape)
-    return merged
+    return reduce(ApiShape.merged, shapes) if shapes else None
 
 
-def _capacity(state: EndpointState, options: ReplayOptions | None) -> CapacityReport | None:
+def _capacity(
+    timeline: Mapping[int, TimelineBucket], options: ReplayOptions | None
+) -> CapacityReport | None:
     """The capacity shown by the target's timeline, when the run asked for it."""
     if options is None or options.capacity_p99_ms is None:
         return None
     width = int(parse_duration(options.capacity_window))
-    windows: dict[int, list[TimelineState]] = {}
-    for point in state.timeline:
-        windows.setdefault(point.second // width, []).append(point)
-    cut = []
-    for start, points in sorted(windows.items()):
-        latency = timeline_histogram(points[0])
-        for point in points[1:]:
-            latency.merge(timeline_histogram(point))
-        cut.append(
-            capacity.Window(
-                start=start * width,
-                sent=sum(p.sent for p in points),
-                ok=sum(p.ok for p in points),
-                errors=sum(p.errors for p in points),
-                dropped=sum(p.dropped for p in points),
-                latency=latency,
-            )
-        )
+    windows: dict[int, TimelineBucket] = {}
+    for second in sorted(timeline):
+        windows.setdefault(second // width, TimelineBucket()).merge(timeline[second])
+    end = max(timeline, default=-1) + 1
+    cut = [(bucket, min(width, end - start * width)) for start, bucket in sorted(windows.items())]
     return capacity.assess(cut, options.capacity_p99_ms, width)
 
 
