@@ -24,6 +24,7 @@ from modelrollout.core.api import modeldeployment
 from modelrollout.core.catalog import Entry
 from modelrollout.core.clock import utcnow
 from modelrollout.services import catalog as records
+from modelrollout.services.kube import Kube
 
 
 def _num(value: float | None, spec: str = ".4g", unit: str = "") -> str:
@@ -48,9 +49,9 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def _load(args: argparse.Namespace) -> list[Entry]:
+def _load(args: argparse.Namespace) -> tuple[Kube, list[Entry]]:
     kube, namespace = cluster.connect(args)
-    return records.list_records(kube, None if args.all_namespaces else namespace)
+    return kube, records.list_records(kube, None if args.all_namespaces else namespace)
 
 
 def _order(e: Entry) -> tuple[str, str, str]:
@@ -59,7 +60,7 @@ def _order(e: Entry) -> tuple[str, str, str]:
 
 def _list(args: argparse.Namespace) -> int:
     entries = [
-        e for e in _load(args) if args.category is None or e.status.category == args.category
+        e for e in _load(args)[1] if args.category is None or e.status.category == args.category
     ]
     if not entries:
         print("No ModelVersion records found.", file=sys.stderr)
@@ -102,7 +103,7 @@ def _find(entries: list[Entry], ref: str) -> Entry | None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    entries = _load(args)
+    _, entries = _load(args)
     entry = _find(entries, args.record)
     if entry is None:
         known = ", ".join(f"{e.deployment}/{e.version}" for e in entries) or "none"
@@ -186,7 +187,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    entries = _load(args)
+    kube, entries = _load(args)
     want = catalog.Constraints(
         category=args.category,
         subcategory=args.subcategory,
@@ -210,7 +211,6 @@ def _suggest(args: argparse.Namespace) -> int:
             print("error: no version meets the constraints; nothing to roll out", file=sys.stderr)
             _print_ranking(ranked, sys.stderr)
             return 1
-        kube, _ = cluster.connect(args)
         entry = chosen.entry
         current = kube.get_custom(modeldeployment.PLURAL, entry.namespace, entry.deployment)
         if current is None:

@@ -169,15 +169,17 @@ def capacity_figures(seen: ReplaySeen) -> CapacityFigures | None:
     return CapacityFigures(**report.model_dump(), replay_test=seen.name)
 
 
-def _api(view: VersionView, previous: ApiDefinition | None) -> ApiDefinition | None:
-    declared = view.md.spec.model.api
+def _api(view: VersionView, previous: ApiDefinition | None, own: bool) -> ApiDefinition | None:
+    """The declaration in the spec, for the spec's own version; else what the replay saw;
+    else what the record had."""
+    declared = view.md.spec.model.api if own else None
     if declared is not None and (declared.request or declared.response):
         return ApiDefinition(
             source="Declared", request=declared.request, response=declared.response
         )
     shape = view.replay.summary.api if view.replay is not None else None
     if shape is None:
-        return previous if previous is None or previous.source == "Inferred" else None
+        return previous
     return ApiDefinition(
         source="Inferred",
         request=shape.request or None,
@@ -209,6 +211,7 @@ def update(
     """The record after this reconcile. Figures a reconcile did not see are kept."""
     at = rfc3339(now)
     md = view.md
+    own = md.spec.model.version == view.version  # the spec describes this version
     labels = md.metadata.get("labels") or {}
     base = previous or ModelVersionStatus(stage=view.stage)
     stages, closed = _stages(list(base.stages), view.stage, view.reason, at)
@@ -227,13 +230,13 @@ def update(
             "stage": view.stage,
             "category": labels.get(CATEGORY_LABEL, base.category),
             "subcategory": labels.get(SUBCATEGORY_LABEL, base.subcategory),
-            "uri": md.spec.model.uri if md.spec.model.version == view.version else base.uri,
-            "framework": md.spec.model.framework or base.framework,
+            "uri": md.spec.model.uri if own else base.uri,
+            "framework": (md.spec.model.framework if own else None) or base.framework,
             "template_hash": view.template_hash or base.template_hash,
             "template": template,
             "replicas": view.replicas if view.replicas is not None else base.replicas,
             "resources": _resources(template) if template is not None else base.resources,
-            "api": _api(view, base.api) or base.api,
+            "api": _api(view, base.api, own),
             "replay": replay,
             "bake": view.bake or base.bake,
             "capacity": capacity,

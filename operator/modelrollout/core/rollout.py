@@ -128,6 +128,7 @@ class ReplayView:
     verdict: str
     reasons: tuple[str, ...]
     result: ReplaySummary | None
+    completion_time: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from modelrollout.core.api.base import parse_duration
 from modelrollout.core.api.common import KeyReference
 from modelrollout.core.api.modeldeployment import (
     LIVE_WINDOW_TRIGGERS,
+    MetricProvider,
     ModelDeployment,
     ModelDeploymentStatus,
     ThresholdRange,
@@ -102,18 +103,21 @@ def query_variables(md: ModelDeployment) -> dict[str, str]:
     }
 
 
+def provider_for(kube: Kube, namespace: str, spec: MetricProvider) -> providers.MetricProvider:
+    """The metric provider ``spec`` names, with its bearer token read from its Secret."""
+    token = None
+    if spec.bearer_token_secret_ref is not None:
+        token = secret_value(kube, namespace, spec.bearer_token_secret_ref)
+    return providers.make_provider(spec, bearer_token=token)
+
+
 def take_measurements(kube: Kube, md: ModelDeployment, now: datetime) -> dict[str, rollout.Probe]:
     """Run every SLO and trigger query once; learn the band of every anomaly trigger."""
     active = rollout.active_analysis(md)
     assert active is not None
-    spec = active.provider
-    namespace = str(md.metadata["namespace"])
-    token = None
-    if spec.bearer_token_secret_ref is not None:
-        token = secret_value(kube, namespace, spec.bearer_token_secret_ref)
     queries = rollout.measurement_queries(md)
     try:
-        provider = providers.make_provider(spec, bearer_token=token)
+        provider = provider_for(kube, str(md.metadata["namespace"]), active.provider)
     except errors.InvalidSpec as exc:
         every = [*queries, *(j.name for j in active.judges)]
         return {name: rollout.Probe(None, str(exc)) for name in every}

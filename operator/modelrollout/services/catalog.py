@@ -23,13 +23,11 @@ from modelrollout.core.api.modelversion import ModelVersionStatus, Stage
 from modelrollout.core.clock import parse_rfc3339, rfc3339
 from modelrollout.core.replay.result import ReplaySummary
 from modelrollout.core.rollout import ReplayView
+from modelrollout.core.workloads import LABEL_NAME, LABEL_VERSION
 from modelrollout.services import baking, providers
 from modelrollout.services.kube import Kube
 
 log = logging.getLogger(__name__)
-
-NAME_LABEL = "modelrollout.io/name"
-VERSION_LABEL = "modelrollout.io/version"
 
 _usage_at: dict[tuple[str, str], float] = {}
 """When the usage query last ran per ModelDeployment (a cadence, not progress: after a
@@ -51,12 +49,14 @@ def _write(
     record: ModelVersionStatus,
     previous: ModelVersionStatus | None,
 ) -> None:
+    if previous is not None and record == previous:
+        return  # the object, its labels and its status are as they should be
     deployment = str(owner["name"])
     namespace = str(owner["namespace"])
     name = catalog.record_name(deployment, version)
-    labels = {NAME_LABEL: deployment}
+    labels = {LABEL_NAME: deployment}
     if names.is_label_value(version):
-        labels[VERSION_LABEL] = version
+        labels[LABEL_VERSION] = version
     if record.category and names.is_label_value(record.category):
         labels[modelversion.CATEGORY_LABEL] = record.category
     kube.apply_custom(
@@ -82,9 +82,8 @@ def _write(
             "spec": {"modelDeployment": deployment, "model": model, "version": version},
         },
     )
-    if previous is None or record != previous:
-        status = record.model_dump(mode="json", by_alias=True, exclude_none=True)
-        kube.patch_status(modelversion.PLURAL, namespace, name, status)
+    status = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    kube.patch_status(modelversion.PLURAL, namespace, name, status)
 
 
 def _serving_since(record: ModelVersionStatus | None) -> datetime | None:
@@ -101,18 +100,14 @@ def _live_requests(
     baking_stage = md.spec.stages.baking
     if query is None or since is None or baking_stage is None or baking_stage.analysis is None:
         return None
-    spec = baking_stage.analysis.provider
-    token = None
-    if spec.bearer_token_secret_ref is not None:
-        token = baking.secret_value(
-            kube, str(md.metadata["namespace"]), spec.bearer_token_secret_ref
-        )
     variables = baking.query_variables(md) | {
         "version": version,
         "range": f"{max(1, int((now - since).total_seconds()))}s",
     }
     try:
-        provider = providers.make_provider(spec, bearer_token=token)
+        provider = baking.provider_for(
+            kube, str(md.metadata["namespace"]), baking_stage.analysis.provider
+        )
         return provider.query(
             analysis.render_query(query, variables, field="spec.catalog.requestsQuery")
         )
@@ -158,7 +153,7 @@ def record_rollout(
                 name=replay.name,
                 verdict=replay.verdict,
                 summary=replay.result,
-                finished_at=None,
+                finished_at=replay.completion_time,
                 predecessor=after.stable_version if after.stable_version != version else None,
             )
         own_template = md.spec.model.version == version
@@ -190,7 +185,7 @@ def record_capacity(
     version's record."""
     meta = raw["metadata"]
     labels = meta.get("labels") or {}
-    deployment, version = labels.get(NAME_LABEL), labels.get(VERSION_LABEL)
+    deployment, version = labels.get(LABEL_NAME), labels.get(LABEL_VERSION)
     if summary.capacity is None or not deployment or not version:
         return
     namespace = str(meta["namespace"])

@@ -61,6 +61,7 @@ def _replay_view(obj: dict[str, Any] | None) -> rollout.ReplayView | None:
         verdict=status.verdict,
         reasons=tuple(status.reasons),
         result=status.result,
+        completion_time=status.completion_time,
     )
 
 

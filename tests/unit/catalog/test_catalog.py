@@ -125,6 +125,23 @@ def test_a_declared_api_wins_over_the_inferred_one() -> None:
     assert r.api.request == {"type": "object"}
 
 
+def test_the_spec_describes_only_its_own_version() -> None:
+    """A reconcile that also speaks of the stable version (v1) while the spec names v2 gives
+    v1's record neither v2's declared API nor its framework."""
+    md = build_md({"spec": {"model": {"version": "v2", "framework": "xgboost",
+                                      "api": {"request": {"type": "object"}}}}})  # fmt: skip
+    v1 = ModelVersionStatus(stage="Production", framework="sklearn")
+    r = catalog.update(v1, catalog.VersionView(md=md, version="v1", stage="Production",
+                                               reason=""), T0)  # fmt: skip
+    assert r.api is None
+    assert r.framework == "sklearn"
+    r = catalog.update(None, catalog.VersionView(md=md, version="v2", stage="Baking",
+                                                 reason=""), T0)  # fmt: skip
+    assert r.api is not None
+    assert r.api.source == "Declared"
+    assert r.framework == "xgboost"
+
+
 def entry(version: str, p99: float | None, accuracy: float | None, cap: float | None,
           stage="Production", category="fraud", verdict="Passed") -> catalog.Entry:  # fmt: skip
     replay = ReplayFigures(
