@@ -21,13 +21,13 @@ second, all over the last ``{{ interval }}``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Preset = Literal["latency-p99", "error-rate", "throughput"]
 Runtime = Literal["modelrollout", "kserve", "mlserver", "triton"]
 
-PRESETS: tuple[Preset, ...] = ("latency-p99", "error-rate", "throughput")
-RUNTIMES: tuple[Runtime, ...] = ("modelrollout", "kserve", "mlserver", "triton")
+PRESETS: tuple[Preset, ...] = get_args(Preset)
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 POD_SELECTOR = 'namespace="{{ namespace }}",pod=~"{{ candidate_service }}-[a-z0-9]+-[a-z0-9]+"'
 """The pods of the Deployment behind ``{{ candidate_service }}``, in the model's namespace."""
