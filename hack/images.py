@@ -446,7 +446,7 @@ def _deps_layer(
         ]
     )
     shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts for the host's python
-    _compile(python, lib)
+    _compile(python, lib, prefix=f"/{LIB_DIR}")
     out = tmp / "deps.tar"
     with _new_tar(out) as tar:
         _add_parents(tar, LIB_DIR)
@@ -457,14 +457,15 @@ def _deps_layer(
     return _store_layer(images, kind, key, out, created_by)
 
 
-def _compile(python: Path, lib: Path) -> None:
+def _compile(python: Path, stage: Path, *, prefix: str) -> None:
     """Byte-compile once at build time: the root filesystem is read-only at run time.
 
-    The venv's interpreter is CPython 3.11 like the image's (same bytecode magic); unchecked
-    hash-based .pyc files do not depend on the files' mtimes.
+    ``stage`` holds what the image installs at ``prefix``, the path the .pyc files record
+    (shown in tracebacks). The venv's interpreter is CPython 3.11 like the image's (same
+    bytecode magic); unchecked hash-based .pyc files do not depend on the files' mtimes.
     """
     cmd = [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]
-    cmd += ["-s", lib, "-p", f"/{LIB_DIR}", lib]
+    cmd += ["-s", stage, "-p", prefix, stage]
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
     if proc.returncode != 0:  # a few files some packages ship are not valid Python 3.11
         _log(f"compileall: some files were not compiled:\n{proc.stdout[-2000:]}")
@@ -524,7 +525,7 @@ def _app_layer(repo_root: Path, images: Path, tmp: Path, python: Path, key: str)
     shutil.copytree(
         package, stage / "modelrollout", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    _compile(python, stage)
+    _compile(python, stage, prefix=f"/{LIB_DIR}")
     metadata, entry_points = _metadata(project)
     dist_info = f"{LIB_DIR}/{project['name']}-{project['version']}.dist-info"
     out = tmp / "app.tar"
@@ -742,7 +743,7 @@ def _server_app_layer(
     stage = tmp / "server"
     src = repo_root / SERVERS_DIR / name
     shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _compile(python, stage)
+    _compile(python, stage, prefix=f"/{SERVERS_ROOT}")
     out = tmp / "server.tar"
     with _new_tar(out) as tar:
         _add_parents(tar, SERVERS_ROOT)
