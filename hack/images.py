@@ -38,7 +38,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -486,16 +486,23 @@ def _app_files(repo_root: Path) -> list[Path]:
     return files
 
 
-def _app_key(repo_root: Path, deps_key: str) -> str:
+def _files_key(kind: str, repo_root: Path, deps_key: str, files: Iterable[Path]) -> str:
+    """The cache key of a layer of ``kind`` made of ``files`` (paths and contents) over the
+    dependency layer ``deps_key``."""
     h = hashlib.sha256()
-    for part in ("app", RECIPE_VERSION, deps_key):
+    for part in (kind, RECIPE_VERSION, deps_key):
         h.update(part.encode() + b"\0")
     # The launchers, the dist-info and the image config are written by this file.
     h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
-    for path in [repo_root / "pyproject.toml", repo_root / "README.md", *_app_files(repo_root)]:
+    for path in files:
         h.update(str(path.relative_to(repo_root)).encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def _app_key(repo_root: Path, deps_key: str) -> str:
+    files = [repo_root / "pyproject.toml", repo_root / "README.md", *_app_files(repo_root)]
+    return _files_key("app", repo_root, deps_key, files)
 
 
 def _metadata(project: dict[str, object]) -> tuple[str, str]:
@@ -768,12 +775,7 @@ def build_server_image(repo_root: Path, cache_dir: Path, name: str) -> BuiltImag
         project, python, mirrors, base_key = _inputs(repo_root)
         pins = server_pins(repo_root, name)
         deps_key = _deps_key(pins)
-        h = hashlib.sha256(f"{name}-app\0{RECIPE_VERSION}\0{deps_key}\0".encode())
-        h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
-        for path in _server_files(repo_root, name):
-            h.update(str(path.relative_to(repo_root)).encode() + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-        app_key = h.hexdigest()[:16]
+        app_key = _files_key(f"{name}-app", repo_root, deps_key, _server_files(repo_root, name))
         image_key = _digest(name, RECIPE_VERSION, base_key, deps_key, app_key)
         top = next(p for p in pins if p.split("==")[0].lower() == name).split("==")[1]
         ref = f"{IMAGE_REPOSITORY}-{name}:{top}-{image_key[:12]}"
