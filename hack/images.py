@@ -89,14 +89,18 @@ NONROOT_ENTRIES = {
 EPOCH = 0
 CREATED = "1970-01-01T00:00:00Z"
 
-LAUNCHER = f"""#!/usr/bin/python3
+
+def _launcher(main_import: str = "from modelrollout.cli.main import main") -> bytes:
+    """A script that runs the ``main`` that ``main_import`` imports, with the installed
+    packages of /opt/modelrollout/lib first on the path."""
+    return f"""#!/usr/bin/python3
 import sys
 
 sys.path.insert(0, "/{LIB_DIR}")
-from modelrollout.cli.main import main
+{main_import}
 
 sys.exit(main())
-"""
+""".encode()
 
 
 @dataclass(frozen=True)
@@ -545,7 +549,7 @@ def _app_layer(repo_root: Path, images: Path, tmp: Path, python: Path, key: str)
         _add_bytes(tar, f"{dist_info}/top_level.txt", b"modelrollout\n")
         _add_bytes(tar, f"{dist_info}/INSTALLER", b"hack/images.py\n")
         _add_parents(tar, BIN_DIR)
-        _add_bytes(tar, f"{BIN_DIR}/modelrollout", LAUNCHER.encode(), 0o755)
+        _add_bytes(tar, f"{BIN_DIR}/modelrollout", _launcher(), 0o755)
         _add_symlink(tar, f"{BIN_DIR}/kubectl-modelrollout", "modelrollout")
         _add_symlink(tar, f"{BIN_DIR}/python", "/usr/bin/python3")
     return _store_layer(images, "app", key, out, "copy operator/modelrollout and the launchers")
@@ -757,8 +761,7 @@ def _server_app_layer(
         _add_tree(tar, stage, SERVERS_ROOT)
         _add_parents(tar, BIN_DIR)
         for script, line in SERVER_LAUNCHERS[name].items():
-            launcher = LAUNCHER.replace("from modelrollout.cli.main import main", line)
-            _add_bytes(tar, f"{BIN_DIR}/{script}", launcher.encode(), 0o755)
+            _add_bytes(tar, f"{BIN_DIR}/{script}", _launcher(line), 0o755)
         _add_symlink(tar, f"{BIN_DIR}/python", "/usr/bin/python3")
     return _store_layer(images, kind, key, out, f"copy {SERVERS_DIR}/{name}")
 
