@@ -38,7 +38,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -89,14 +89,18 @@ NONROOT_ENTRIES = {
 EPOCH = 0
 CREATED = "1970-01-01T00:00:00Z"
 
-LAUNCHER = f"""#!/usr/bin/python3
+
+def _launcher(main_import: str = "from modelrollout.cli.main import main") -> bytes:
+    """A script that runs the ``main`` that ``main_import`` imports, with the installed
+    packages of /opt/modelrollout/lib first on the path."""
+    return f"""#!/usr/bin/python3
 import sys
 
 sys.path.insert(0, "/{LIB_DIR}")
-from modelrollout.cli.main import main
+{main_import}
 
 sys.exit(main())
-"""
+""".encode()
 
 
 @dataclass(frozen=True)
@@ -446,7 +450,7 @@ def _deps_layer(
         ]
     )
     shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts for the host's python
-    _compile(python, lib)
+    _compile(python, lib, prefix=f"/{LIB_DIR}")
     out = tmp / "deps.tar"
     with _new_tar(out) as tar:
         _add_parents(tar, LIB_DIR)
@@ -457,14 +461,15 @@ def _deps_layer(
     return _store_layer(images, kind, key, out, created_by)
 
 
-def _compile(python: Path, lib: Path) -> None:
+def _compile(python: Path, stage: Path, *, prefix: str) -> None:
     """Byte-compile once at build time: the root filesystem is read-only at run time.
 
-    The venv's interpreter is CPython 3.11 like the image's (same bytecode magic); unchecked
-    hash-based .pyc files do not depend on the files' mtimes.
+    ``stage`` holds what the image installs at ``prefix``, the path the .pyc files record
+    (shown in tracebacks). The venv's interpreter is CPython 3.11 like the image's (same
+    bytecode magic); unchecked hash-based .pyc files do not depend on the files' mtimes.
     """
     cmd = [python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]
-    cmd += ["-s", lib, "-p", f"/{LIB_DIR}", lib]
+    cmd += ["-s", stage, "-p", prefix, stage]
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False)
     if proc.returncode != 0:  # a few files some packages ship are not valid Python 3.11
         _log(f"compileall: some files were not compiled:\n{proc.stdout[-2000:]}")
@@ -485,16 +490,23 @@ def _app_files(repo_root: Path) -> list[Path]:
     return files
 
 
-def _app_key(repo_root: Path, deps_key: str) -> str:
+def _files_key(kind: str, repo_root: Path, deps_key: str, files: Iterable[Path]) -> str:
+    """The cache key of a layer of ``kind`` made of ``files`` (paths and contents) over the
+    dependency layer ``deps_key``."""
     h = hashlib.sha256()
-    for part in ("app", RECIPE_VERSION, deps_key):
+    for part in (kind, RECIPE_VERSION, deps_key):
         h.update(part.encode() + b"\0")
     # The launchers, the dist-info and the image config are written by this file.
     h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
-    for path in [repo_root / "pyproject.toml", repo_root / "README.md", *_app_files(repo_root)]:
+    for path in files:
         h.update(str(path.relative_to(repo_root)).encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def _app_key(repo_root: Path, deps_key: str) -> str:
+    files = [repo_root / "pyproject.toml", repo_root / "README.md", *_app_files(repo_root)]
+    return _files_key("app", repo_root, deps_key, files)
 
 
 def _metadata(project: dict[str, object]) -> tuple[str, str]:
@@ -524,7 +536,7 @@ def _app_layer(repo_root: Path, images: Path, tmp: Path, python: Path, key: str)
     shutil.copytree(
         package, stage / "modelrollout", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    _compile(python, stage)
+    _compile(python, stage, prefix=f"/{LIB_DIR}")
     metadata, entry_points = _metadata(project)
     dist_info = f"{LIB_DIR}/{project['name']}-{project['version']}.dist-info"
     out = tmp / "app.tar"
@@ -537,7 +549,7 @@ def _app_layer(repo_root: Path, images: Path, tmp: Path, python: Path, key: str)
         _add_bytes(tar, f"{dist_info}/top_level.txt", b"modelrollout\n")
         _add_bytes(tar, f"{dist_info}/INSTALLER", b"hack/images.py\n")
         _add_parents(tar, BIN_DIR)
-        _add_bytes(tar, f"{BIN_DIR}/modelrollout", LAUNCHER.encode(), 0o755)
+        _add_bytes(tar, f"{BIN_DIR}/modelrollout", _launcher(), 0o755)
         _add_symlink(tar, f"{BIN_DIR}/kubectl-modelrollout", "modelrollout")
         _add_symlink(tar, f"{BIN_DIR}/python", "/usr/bin/python3")
     return _store_layer(images, "app", key, out, "copy operator/modelrollout and the launchers")
@@ -742,15 +754,14 @@ def _server_app_layer(
     stage = tmp / "server"
     src = repo_root / SERVERS_DIR / name
     shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _compile(python, stage)
+    _compile(python, stage, prefix=f"/{SERVERS_ROOT}")
     out = tmp / "server.tar"
     with _new_tar(out) as tar:
         _add_parents(tar, SERVERS_ROOT)
         _add_tree(tar, stage, SERVERS_ROOT)
         _add_parents(tar, BIN_DIR)
         for script, line in SERVER_LAUNCHERS[name].items():
-            launcher = LAUNCHER.replace("from modelrollout.cli.main import main", line)
-            _add_bytes(tar, f"{BIN_DIR}/{script}", launcher.encode(), 0o755)
+            _add_bytes(tar, f"{BIN_DIR}/{script}", _launcher(line), 0o755)
         _add_symlink(tar, f"{BIN_DIR}/python", "/usr/bin/python3")
     return _store_layer(images, kind, key, out, f"copy {SERVERS_DIR}/{name}")
 
@@ -767,12 +778,7 @@ def build_server_image(repo_root: Path, cache_dir: Path, name: str) -> BuiltImag
         project, python, mirrors, base_key = _inputs(repo_root)
         pins = server_pins(repo_root, name)
         deps_key = _deps_key(pins)
-        h = hashlib.sha256(f"{name}-app\0{RECIPE_VERSION}\0{deps_key}\0".encode())
-        h.update(hashlib.sha256(Path(__file__).read_bytes()).digest())
-        for path in _server_files(repo_root, name):
-            h.update(str(path.relative_to(repo_root)).encode() + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-        app_key = h.hexdigest()[:16]
+        app_key = _files_key(f"{name}-app", repo_root, deps_key, _server_files(repo_root, name))
         image_key = _digest(name, RECIPE_VERSION, base_key, deps_key, app_key)
         top = next(p for p in pins if p.split("==")[0].lower() == name).split("==")[1]
         ref = f"{IMAGE_REPOSITORY}-{name}:{top}-{image_key[:12]}"

@@ -21,13 +21,13 @@ second, all over the last ``{{ interval }}``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Preset = Literal["latency-p99", "error-rate", "throughput"]
 Runtime = Literal["modelrollout", "kserve", "mlserver", "triton"]
 
-PRESETS: tuple[Preset, ...] = ("latency-p99", "error-rate", "throughput")
-RUNTIMES: tuple[Runtime, ...] = ("modelrollout", "kserve", "mlserver", "triton")
+PRESETS: tuple[Preset, ...] = get_args(Preset)
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 
 POD_SELECTOR = 'namespace="{{ namespace }}",pod=~"{{ candidate_service }}-[a-z0-9]+-[a-z0-9]+"'
 """The pods of the Deployment behind ``{{ candidate_service }}``, in the model's namespace."""
@@ -39,18 +39,18 @@ WINDOW = "[{{ interval }}]"
 class RuntimeMetrics:
     """How one runtime's series answer the three presets.
 
-    ``model_label`` is the label carrying the served model's name (None when a series
-    has none). The ``*_selector`` strings are further label matchers of the series.
+    ``model_label`` is the label carrying the served model's name; ``latency_model_label``
+    says whether the latency series carry it too. The ``*_selector`` strings are further
+    label matchers of the series.
     """
 
-    model_label: str | None
+    model_label: str
     latency_bucket: str
-    latency_selector: str
-    latency_model_label: bool
     requests: str
-    requests_selector: str
     errors: str
-    errors_selector: str
+    latency_selector: str = ""
+    latency_model_label: bool = True
+    errors_selector: str = ""
     errors_are_subtracted: bool = False
     latency_scale: str = ""
     latency_summary: bool = False
@@ -61,10 +61,7 @@ RUNTIME_METRICS: dict[Runtime, RuntimeMetrics] = {
     "modelrollout": RuntimeMetrics(
         model_label="model",
         latency_bucket="modelserver_request_duration_seconds_bucket",
-        latency_selector="",
-        latency_model_label=True,
         requests="modelserver_requests_total",
-        requests_selector="",
         errors="modelserver_requests_total",
         errors_selector='code=~"5.."',
     ),
@@ -74,12 +71,8 @@ RUNTIME_METRICS: dict[Runtime, RuntimeMetrics] = {
     "kserve": RuntimeMetrics(
         model_label="model_name",
         latency_bucket="request_predict_seconds_bucket",
-        latency_selector="",
-        latency_model_label=True,
         requests="request_preprocess_seconds_count",
-        requests_selector="",
         errors="request_postprocess_seconds_count",
-        errors_selector="",
         errors_are_subtracted=True,
     ),
     # model_infer_request_success_total / _failure_total{model,version}; the per-model
@@ -91,9 +84,7 @@ RUNTIME_METRICS: dict[Runtime, RuntimeMetrics] = {
         latency_selector='path=~"/v2/models/.+/infer"',
         latency_model_label=False,
         requests="model_infer_request_success_total",
-        requests_selector="",
         errors="model_infer_request_failure_total",
-        errors_selector="",
     ),
     # nv_inference_request_success / _failure{model,version}; the p99 needs
     # --metrics-config summary_latencies=true (nv_inference_request_summary_us{quantile}).
@@ -101,11 +92,8 @@ RUNTIME_METRICS: dict[Runtime, RuntimeMetrics] = {
         model_label="model",
         latency_bucket="nv_inference_request_summary_us",
         latency_selector='quantile="0.99"',
-        latency_model_label=True,
         requests="nv_inference_request_success",
-        requests_selector="",
         errors="nv_inference_request_failure",
-        errors_selector="",
         latency_scale=" / 1e6",
         latency_summary=True,
     ),
@@ -116,8 +104,8 @@ def _selector(*matchers: str) -> str:
     return "{" + ",".join(m for m in matchers if m) + "}"
 
 
-def _model_matcher(label: str | None, model: str | None) -> str:
-    return f'{label}="{model}"' if label is not None and model else ""
+def _model_matcher(label: str, model: str | None) -> str:
+    return f'{label}="{model}"' if model else ""
 
 
 def expand(preset: Preset, runtime: Runtime, model: str | None = None) -> str:
@@ -136,7 +124,7 @@ def expand(preset: Preset, runtime: Runtime, model: str | None = None) -> str:
             return f"max({metrics.latency_bucket}{selector}){metrics.latency_scale}"
         rate = f"rate({metrics.latency_bucket}{selector}{WINDOW})"
         return f"histogram_quantile(0.99, sum by (le) ({rate})){metrics.latency_scale}"
-    requests = _rate(metrics.requests, POD_SELECTOR, metrics.requests_selector, model_match)
+    requests = _rate(metrics.requests, POD_SELECTOR, model_match)
     errors = _rate(metrics.errors, POD_SELECTOR, metrics.errors_selector, model_match)
     if metrics.errors_are_subtracted:  # kserve: started minus finished
         failed = f"clamp_min({requests} - ({errors} or vector(0)), 0)"

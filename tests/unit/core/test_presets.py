@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from modelrollout.core import analysis, presets
@@ -53,7 +55,6 @@ def test_each_preset_reads_the_runtimes_metric_names(preset, runtime, metrics, s
 
 
 def test_every_preset_of_every_runtime_expands_and_renders():
-    assert len(presets.RUNTIMES) * len(presets.PRESETS) == 12
     for runtime in presets.RUNTIMES:
         for preset in presets.PRESETS:
             query = presets.expand(preset, runtime)
@@ -89,14 +90,28 @@ def test_the_error_rate_divides_by_the_whole_total():
     assert "model_infer_request_failure_total" in total
 
 
-def test_the_field_descriptions_list_every_expansion():
-    for runtime in presets.RUNTIMES:
-        for preset in presets.PRESETS:
-            assert f"{preset} with {runtime}: {presets.expand(preset, runtime)}" in (
-                presets.EXPANSIONS_HELP
-            )
-    described = Slo.model_fields["preset"].description or ""
-    assert presets.EXPANSIONS_HELP in described
+def _slo_schemas(node: object) -> list[dict[str, Any]]:
+    """Every schema in ``node`` with a ``preset`` property: the SLOs of the CRD."""
+    if isinstance(node, list):
+        return [found for item in node for found in _slo_schemas(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node] if "preset" in node.get("properties", {}) else []
+    return found + [schema for value in node.values() for schema in _slo_schemas(value)]
+
+
+def test_the_crd_lists_every_expansion_and_accepts_every_preset_and_runtime():
+    crd = Path(__file__).parents[3] / "crds" / "modelrollout.io_modeldeployments.yaml"
+    slos = _slo_schemas(yaml.safe_load(crd.read_text()))
+    assert slos
+    for slo in slos:
+        preset, runtime = slo["properties"]["preset"], slo["properties"]["runtime"]
+        assert tuple(preset["enum"]) == presets.PRESETS
+        assert tuple(runtime["enum"]) == presets.RUNTIMES
+        for name in presets.RUNTIMES:
+            for kind in presets.PRESETS:
+                expansion = f"{kind} with {name}: {presets.expand(kind, name)}"
+                assert expansion in preset["description"]
 
 
 RANGE = {"thresholdRange": {"max": 1}}

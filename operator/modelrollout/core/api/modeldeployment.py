@@ -49,7 +49,11 @@ from modelrollout.core.replay.result import ReplaySummary
 
 KIND = "ModelDeployment"
 SLO_QUERY_OR_PRESET = "exactly one of query and preset must be set"
-SLO_PRESET_RUNTIME = "runtime is required with preset (modelrollout, kserve, mlserver or triton)"
+SLO_PRESET_RUNTIME = (
+    "runtime is required with preset ("
+    + ", ".join(presets.RUNTIMES[:-1])
+    + f" or {presets.RUNTIMES[-1]})"
+)
 SLO_RUNTIME_WITHOUT_PRESET = "runtime and model go with preset only; set preset or remove them"
 PLURAL = "modeldeployments"
 
