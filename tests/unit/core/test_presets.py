@@ -55,6 +55,7 @@ def test_each_preset_reads_the_runtimes_metric_names(preset, runtime, metrics, s
 
 
 def test_every_preset_of_every_runtime_expands_and_renders():
+    assert len(presets.RUNTIMES) * len(presets.PRESETS) == 12
     for runtime in presets.RUNTIMES:
         for preset in presets.PRESETS:
             query = presets.expand(preset, runtime)
