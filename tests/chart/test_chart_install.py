@@ -30,7 +30,7 @@ from chart.chart_support import (
     rules_table,
 )
 from support.cluster import Cluster
-from support.wait import poll_until
+from support.wait import PollTimeoutError, poll_until
 
 pytestmark = pytest.mark.cluster
 
@@ -53,41 +53,33 @@ def get(cluster: Cluster, kind: str, name: str, namespace: str | None = None) ->
     return json.loads(output) if output.strip() else None
 
 
-def wait_gone(cluster: Cluster, kind: str, name: str, namespace: str | None = None) -> None:
+def wait_gone(
+    cluster: Cluster, kind: str, name: str, namespace: str | None = None, timeout: float = TIMEOUT
+) -> None:
     poll_until(
         lambda: get(cluster, kind, name, namespace) is None,
-        timeout=TIMEOUT,
+        timeout=timeout,
         message=f"{kind} {name} is deleted",
     )
 
 
 def wait_crd_gone(cluster: Cluster, name: str) -> None:
-    """A deleted CRD goes only when the apiserver's finalizer has removed its (here: no)
-    instances; on a loaded machine that queue can lag, so allow it longer and, if it still
-    stands, say where it is stuck."""
-
-    def state() -> object:
-        crd = get(cluster, "customresourcedefinition", name)
-        if crd is None:
-            return True
-        conditions = (crd.get("status") or {}).get("conditions") or []
-        return {
-            "deletionTimestamp": crd["metadata"].get("deletionTimestamp"),
-            "finalizers": crd["metadata"].get("finalizers"),
-            "conditions": [(c["type"], c["status"], c.get("reason")) for c in conditions],
-        }
-
-    deadline_state: object = None
-
-    def gone() -> bool:
-        nonlocal deadline_state
-        deadline_state = state()
-        return deadline_state is True
-
+    """A deleted CRD goes once the apiserver's finalizer has removed its (here: no)
+    instances; on a loaded machine that queue can lag, so allow it longer and, if the CRD
+    still stands, say where it is stuck."""
     try:
-        poll_until(gone, timeout=CRD_DELETE_TIMEOUT, interval=0.5, message=f"CRD {name} is deleted")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; the CRD now: {deadline_state!r}") from error
+        wait_gone(cluster, "customresourcedefinition", name, timeout=CRD_DELETE_TIMEOUT)
+    except PollTimeoutError as error:
+        crd = get(cluster, "customresourcedefinition", name) or {}
+        meta, status = crd.get("metadata", {}), crd.get("status") or {}
+        stuck = {
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+            "finalizers": meta.get("finalizers"),
+            "conditions": [
+                (c["type"], c["status"], c.get("reason")) for c in status.get("conditions") or []
+            ],
+        }
+        raise AssertionError(f"{error}; the CRD now: {stuck!r}") from error
 
 
 def established(cluster: Cluster, name: str) -> bool:
