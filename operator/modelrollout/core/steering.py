@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.core import reasons
+from modelrollout.core.api.base import readable
 from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
 from modelrollout.core.clock import rfc3339
 
@@ -44,8 +45,9 @@ Decide = Callable[[ModelDeploymentStatus], Decision]
 
 
 def status_of(raw: dict[str, Any]) -> ModelDeploymentStatus:
-    """The typed status of a ModelDeployment as read (the framework's bookkeeping left out)."""
-    body = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
+    """The typed status of a ModelDeployment as read: the framework's bookkeeping and the
+    fields this version does not know (a newer operator wrote them) are left out."""
+    body = readable(raw, ModelDeploymentStatus, drop_invalid=False).get("status") or {}
     return ModelDeploymentStatus.model_validate(body)
 
 

@@ -219,6 +219,14 @@ def test_status_of_leaves_the_framework_bookkeeping_out() -> None:
     assert steering.status_of({}).phase == ModelDeploymentStatus().phase
 
 
+def test_status_of_reads_a_status_with_a_field_this_version_does_not_know() -> None:
+    raw = {"status": {"phase": "Baking", "candidateVersion": "v2", "fieldOfANewerOperator": 1}}
+    found = steering.status_of(raw)
+    assert found.phase == "Baking"
+    assert found.candidate_version == "v2"
+    assert isinstance(steering.approve("md", found, "BeforeBaking", None), Steer)
+
+
 def paused(reason: str, message: str) -> ModelDeploymentStatus:
     cond = {
         "type": "Paused",
