@@ -50,6 +50,8 @@ from modelrollout.services.replay.executors.job import shard_outcomes
 from modelrollout.services.steering import Refused, steer
 
 NOTICES_KEPT = 64
+RESULTS_KEPT = 64
+"""Merged results of succeeded Jobs kept, the most recently viewed."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -88,6 +90,7 @@ class Dashboard:
         self.hosts: set[str] = set()
         self.any_host = False
         self.notices: OrderedDict[str, page.Notice] = OrderedDict()
+        self.results: OrderedDict[str, ReplayResult] = OrderedDict()
         self.scope = f"namespace {namespace}" if namespace else "all namespaces"
 
     # --- the application -------------------------------------------------------------
@@ -255,20 +258,30 @@ class Dashboard:
         return test, self._full_result(test)
 
     def _full_result(self, test: ReplayTest) -> ReplayResult | None:
-        """The merged result of the shards' logs, while the Job's pods are there."""
+        """The merged result of the shards' logs, while the Job's pods are there; kept by
+        the Job's UID, so a page view downloads the logs once."""
         status = test.status
         if status is None or status.job_name is None or status.phase != "Succeeded":
             return None
         job = self.kube.get_job(str(test.metadata.get("namespace")), status.job_name)
         if job is None:
             return None
+        uid = str(job["metadata"].get("uid") or "")
+        if uid in self.results:  # a succeeded Job's logs no longer change
+            self.results.move_to_end(uid)
+            return self.results[uid]
         results = [o.result for o in shard_outcomes(self.kube, job) if o.result is not None]
         if len(results) != test.spec.parallelism:
             return None
         try:
-            return merge_results(results, test.spec.success_criteria)
+            merged = merge_results(results, test.spec.success_criteria)
         except ValueError:
             return None
+        if uid:
+            self.results[uid] = merged
+            while len(self.results) > RESULTS_KEPT:
+                self.results.popitem(last=False)
+        return merged
 
     async def replay_test(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]

@@ -1,17 +1,21 @@
 """The dashboard reads what a newer operator wrote: status fields this version does not
-know are left out, and one object it cannot read does not blank a listing. The cluster is
-a stand-in that answers from a dict, so no server is needed."""
+know are left out, and one object it cannot read does not blank a listing; a succeeded
+Job's shard logs are read once. The cluster is a stand-in that answers from a dict, so no
+server is needed."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from factories import BASE
+from factories import BASE, replay_test_spec, shard_result
+from modelrollout.core.api.replaytest import ReplayTest, ReplayTestStatus
+from modelrollout.services import dashboard
 from modelrollout.services.dashboard import Dashboard
 from modelrollout.services.kube import Kube
 
@@ -106,3 +110,55 @@ async def test_one_unreadable_replay_test_does_not_blank_the_listing(
     assert 'href="/replaytests/ml/good"' in text  # the readable one is listed
     assert 'href="/replaytests/ml/broken"' not in text
     assert "ml/broken: not a valid object" in text  # the other is named, with why
+
+
+class Jobs(Cluster):
+    """Every Job exists, with the UID ``uid-<name>``."""
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return {"metadata": {"namespace": namespace, "name": name, "uid": f"uid-{name}"}}
+
+
+def succeeded(job: str) -> ReplayTest:
+    return ReplayTest(
+        metadata={"name": "t", "namespace": "ml"},
+        spec=replay_test_spec(),
+        status=ReplayTestStatus.model_validate({"phase": "Succeeded", "jobName": job}),
+    )
+
+
+@pytest.fixture
+def read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The UIDs of the Jobs whose shard logs were read, in order."""
+    uids: list[str] = []
+
+    def outcomes(kube: Kube, job: dict[str, Any]) -> list[SimpleNamespace]:
+        uids.append(job["metadata"]["uid"])
+        return [SimpleNamespace(result=shard_result(i, 2, 0.01)) for i in range(2)]
+
+    monkeypatch.setattr(dashboard, "shard_outcomes", outcomes)
+    return uids
+
+
+def test_a_succeeded_jobs_merged_result_is_read_from_the_logs_once(read: list[str]) -> None:
+    board = Dashboard(cast(Kube, Jobs({})), "ml")
+    first = board._full_result(succeeded("a"))
+    assert first is not None
+    assert first.counts.sent == 40  # both shards merged
+    assert board._full_result(succeeded("a")) is first
+    assert read == ["uid-a"]
+    assert board._full_result(succeeded("b")) is not None  # another Job: its own logs
+    assert read == ["uid-a", "uid-b"]
+
+
+def test_the_kept_results_are_bounded_and_the_oldest_go_first(read: list[str]) -> None:
+    board = Dashboard(cast(Kube, Jobs({})), "ml")
+    kept = dashboard.RESULTS_KEPT
+    for n in range(kept + 1):
+        board._full_result(succeeded(str(n)))
+    assert len(board.results) == kept
+    assert len(read) == kept + 1
+    board._full_result(succeeded(str(kept)))  # the newest is kept
+    assert len(read) == kept + 1
+    board._full_result(succeeded("0"))  # the oldest was dropped: read again
+    assert read[-1] == "uid-0"
