@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from modelrollout.core import reasons
 from modelrollout.core.api.base import readable
-from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
+from modelrollout.core.api.modeldeployment import GateName, ModelDeploymentStatus
 from modelrollout.core.clock import rfc3339
 
-GATES = ("BeforeBaking", "BeforeProduction")
+GATES: tuple[str, ...] = get_args(GateName)
 MAX_APPROVALS = 32
 """The status keeps this many approvals, the newest."""
 ROLLING_OUT = ("NonProduction", "Baking")
