@@ -55,7 +55,14 @@ def waiting_gate(status: ModelDeploymentStatus) -> str | None:
     """The gate the rollout waits at (from its Paused condition), or None."""
     for cond in status.conditions:
         if cond.type == reasons.PAUSED and cond.reason == reasons.GATE_WAITING:
-            return next((g for g in GATES if f"approval of {g} " in cond.message), None)
+            return next(
+                (
+                    g
+                    for g in GATES
+                    if cond.message.startswith(f"{reasons.WAITING_FOR_APPROVAL}{g} ")
+                ),
+                None,
+            )
     return None
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from factories import build_md, replay_test_spec, shard_result
+from modelrollout.core import reasons
 from modelrollout.core.api.common import Endpoint
 from modelrollout.core.api.replaytest import ReplayTest
 from modelrollout.core.dashboard import page, replays, rollouts, timeline
@@ -220,7 +221,9 @@ def test_every_page_has_the_navigation() -> None:
 
 
 def test_approve_preselects_the_gate_waited_at() -> None:
-    waiting = dict(STATUS["conditions"][0], message="waiting for approval of BeforeProduction ")
+    waiting = dict(
+        STATUS["conditions"][0], message=f"{reasons.WAITING_FOR_APPROVAL}BeforeProduction "
+    )
     text = rollouts.detail(md(conditions=[waiting]), [], csrf=CSRF, scope="s")
     assert '<option value="BeforeProduction" selected>' in text
     text = rollouts.detail(md(), [], csrf=CSRF, scope="s")
