@@ -116,16 +116,17 @@ def replay_test_spec(**changes: Any) -> ReplayTestSpec:
     return ReplayTestSpec.model_validate(base)
 
 
-def shard_result(index: int, count: int, latency_s: float) -> ReplayResult:
-    """The result of shard `index` of `count` of that spec: every request ok in `latency_s`."""
+def shard_result(index: int, count: int, latency_s: float, spacing: float = 0.01) -> ReplayResult:
+    """The result of shard `index` of `count` of that spec: every request ok in `latency_s`,
+    event k sent at k * `spacing` seconds (at 100/s by default)."""
     acc = ReplayAccumulator(baseline=False, reader=PredictionReader(ReplayOptions()))
     mine = [k for k in range(40) if k % count == index]
     for k in mine:
-        acc.completed(0, k, k / 100, 0.0001, latency_s, "ok", None, None)
+        acc.completed(0, k, k * spacing, 0.0001, latency_s, "ok", None, None)
     info = RunInfo(
         target="http://t/p",
-        duration_seconds=0.4,
-        planned_seconds=0.4,
+        duration_seconds=40 * spacing,
+        planned_seconds=40 * spacing,
         shard_index=index,
         shard_count=count,
         lines=len(mine),

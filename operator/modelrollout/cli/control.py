@@ -115,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.set_defaults(func=_show)
     approve = subparsers.add_parser("approve", help="Open a manual gate for a version.")
     _common(approve)
-    approve.add_argument("--gate", required=True, choices=["BeforeBaking", "BeforeProduction"])
+    approve.add_argument("--gate", required=True, choices=steering.GATES)
     approve.add_argument("--version", default=None, help="Version (default: the candidate).")
     approve.set_defaults(func=_approve)
     abort = subparsers.add_parser("abort", help="Roll the candidate back now.")

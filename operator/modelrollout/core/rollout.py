@@ -614,7 +614,7 @@ def _gate_open(step: _Step, gate: GateName, mode: str) -> bool:
     if mode == "Automatic" or _approved(step, gate):
         return True
     message = (
-        f"waiting for approval of {gate} for version {step.status.candidate_version}: add "
+        f"{reasons.WAITING_FOR_APPROVAL}{gate} for version {step.status.candidate_version}: add "
         f"{{gate: {gate}, version: {step.status.candidate_version}}} to spec.approvals or run "
         f"kubectl modelrollout approve {step.md.metadata['name']} --gate {gate}"
     )

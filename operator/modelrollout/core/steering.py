@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from modelrollout.core import reasons
-from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
+from modelrollout.core.api.base import readable
+from modelrollout.core.api.modeldeployment import GateName, ModelDeploymentStatus
 from modelrollout.core.clock import rfc3339
 
-GATES = ("BeforeBaking", "BeforeProduction")
+GATES: tuple[str, ...] = get_args(GateName)
 MAX_APPROVALS = 32
 """The status keeps this many approvals, the newest."""
 ROLLING_OUT = ("NonProduction", "Baking")
@@ -44,8 +45,9 @@ Decide = Callable[[ModelDeploymentStatus], Decision]
 
 
 def status_of(raw: dict[str, Any]) -> ModelDeploymentStatus:
-    """The typed status of a ModelDeployment as read (the framework's bookkeeping left out)."""
-    body = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
+    """The typed status of a ModelDeployment as read: the framework's bookkeeping and the
+    fields this version does not know (a newer operator wrote them) are left out."""
+    body = readable(raw, ModelDeploymentStatus, drop_invalid=False).get("status") or {}
     return ModelDeploymentStatus.model_validate(body)
 
 
@@ -53,7 +55,14 @@ def waiting_gate(status: ModelDeploymentStatus) -> str | None:
     """The gate the rollout waits at (from its Paused condition), or None."""
     for cond in status.conditions:
         if cond.type == reasons.PAUSED and cond.reason == reasons.GATE_WAITING:
-            return next((g for g in GATES if f"approval of {g} " in cond.message), None)
+            return next(
+                (
+                    g
+                    for g in GATES
+                    if cond.message.startswith(f"{reasons.WAITING_FOR_APPROVAL}{g} ")
+                ),
+                None,
+            )
     return None
 
 

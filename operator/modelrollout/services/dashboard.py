@@ -33,12 +33,13 @@ from typing import Any, TypeVar
 
 import urllib3
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modelrollout.core import errors
 from modelrollout.core.api import modeldeployment, replaytest
-from modelrollout.core.api.modeldeployment import ModelDeployment
-from modelrollout.core.api.replaytest import ReplayTest
+from modelrollout.core.api.base import readable
+from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus
+from modelrollout.core.api.replaytest import ReplayTest, ReplayTestStatus
 from modelrollout.core.clock import utcnow
 from modelrollout.core.dashboard import catalog, page, replays, rollouts, timeline
 from modelrollout.core.replay.result import ReplayResult, merge_results
@@ -49,16 +50,23 @@ from modelrollout.services.replay.executors.job import shard_outcomes
 from modelrollout.services.steering import Refused, steer
 
 NOTICES_KEPT = 64
+RESULTS_KEPT = 64
+"""Merged results of succeeded Jobs kept, the most recently viewed."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 Kind = TypeVar("Kind", ModelDeployment, ReplayTest)
+STATUS_MODELS: dict[type[Any], type[BaseModel]] = {
+    ModelDeployment: ModelDeploymentStatus,
+    ReplayTest: ReplayTestStatus,
+}
 
 
 def _model(kind: type[Kind], raw: dict[str, Any]) -> Kind:
-    """The typed object; the framework's bookkeeping in the status is left out."""
-    status = {k: v for k, v in (raw.get("status") or {}).items() if k != "kopf"}
-    return kind.model_validate({**raw, "status": status or None})
+    """The typed object; the framework's bookkeeping and the status fields this version
+    does not know (a newer operator wrote them) are left out."""
+    status_model = STATUS_MODELS[kind]
+    return kind.model_validate(readable(raw, status_model, drop_invalid=False))
 
 
 def _problem(exc: Exception) -> str:
@@ -82,6 +90,7 @@ class Dashboard:
         self.hosts: set[str] = set()
         self.any_host = False
         self.notices: OrderedDict[str, page.Notice] = OrderedDict()
+        self.results: OrderedDict[str, ReplayResult] = OrderedDict()
         self.scope = f"namespace {namespace}" if namespace else "all namespaces"
 
     # --- the application -------------------------------------------------------------
@@ -166,7 +175,7 @@ class Dashboard:
             raise errors.NotFound(404, f"ModelDeployment {namespace}/{name}", "not found")
         md = _model(ModelDeployment, raw)
         events = self.kube.list_events(namespace, modeldeployment.KIND, name)
-        return md, list(timeline.timeline(md.status or _empty_status(), events))
+        return md, list(timeline.timeline(md.status or ModelDeploymentStatus(), events))
 
     async def _md_or_error(
         self, request: web.Request
@@ -226,11 +235,20 @@ class Dashboard:
     async def replay_tests(self, request: web.Request) -> web.Response:
         try:
             raws = await asyncio.to_thread(self.kube.list_custom, replaytest.PLURAL, self.namespace)
-            tests = [_model(ReplayTest, raw) for raw in raws]
-        except (errors.ApiError, ValidationError) as exc:
+        except errors.ApiError as exc:
             return _html(replays.listing([], scope=self.scope, problem=_problem(exc)))
+        tests: list[ReplayTest] = []
+        unreadable: list[str] = []
+        for raw in raws:
+            try:
+                tests.append(_model(ReplayTest, raw))
+            except ValidationError as exc:
+                meta = raw.get("metadata") or {}
+                where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+                unreadable.append(f"{where}: {_problem(exc)}")
         tests.sort(key=lambda t: (t.metadata.get("namespace", ""), t.metadata.get("name", "")))
-        return _html(replays.listing(tests, scope=self.scope))
+        problem = "; ".join(sorted(unreadable))
+        return _html(replays.listing(tests, scope=self.scope, problem=problem))
 
     def _read_test(self, namespace: str, name: str) -> tuple[ReplayTest, ReplayResult | None]:
         raw = self.kube.get_custom(replaytest.PLURAL, namespace, name)
@@ -240,20 +258,30 @@ class Dashboard:
         return test, self._full_result(test)
 
     def _full_result(self, test: ReplayTest) -> ReplayResult | None:
-        """The merged result of the shards' logs, while the Job's pods are there."""
+        """The merged result of the shards' logs, while the Job's pods are there; kept by
+        the Job's UID, so a page view downloads the logs once."""
         status = test.status
         if status is None or status.job_name is None or status.phase != "Succeeded":
             return None
         job = self.kube.get_job(str(test.metadata.get("namespace")), status.job_name)
         if job is None:
             return None
+        uid = str(job["metadata"].get("uid") or "")
+        if uid in self.results:  # a succeeded Job's logs no longer change
+            self.results.move_to_end(uid)
+            return self.results[uid]
         results = [o.result for o in shard_outcomes(self.kube, job) if o.result is not None]
         if len(results) != test.spec.parallelism:
             return None
         try:
-            return merge_results(results, test.spec.success_criteria)
+            merged = merge_results(results, test.spec.success_criteria)
         except ValueError:
             return None
+        if uid:
+            self.results[uid] = merged
+            while len(self.results) > RESULTS_KEPT:
+                self.results.popitem(last=False)
+        return merged
 
     async def replay_test(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
@@ -263,10 +291,6 @@ class Dashboard:
             status = 404 if isinstance(exc, errors.NotFound) else 502
             return _html(page.error_page(name, _problem(exc), scope=self.scope), status)
         return _html(replays.page(test, full, scope=self.scope))
-
-
-def _empty_status() -> modeldeployment.ModelDeploymentStatus:
-    return modeldeployment.ModelDeploymentStatus()
 
 
 def _origin_of(referer: str | None) -> str | None:

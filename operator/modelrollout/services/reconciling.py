@@ -2,8 +2,9 @@
 
 Each reconcile reads its object, validates it, resolves its references, runs a pure
 ``decide``, carries out the actions and writes the status once. The shared steps are here:
-:func:`readable` and :func:`mark_invalid` (a body the models refuse), :func:`find_missing`
-(references to ConfigMaps and Secrets), :func:`status_payload` (the one status write).
+:func:`mark_invalid` (a body the models refuse; what they can read of a body is
+:func:`modelrollout.core.api.base.readable`), :func:`find_missing` (references to
+ConfigMaps and Secrets), :func:`status_payload` (the one status write).
 
 A reconcile ends in one of three results:
 
@@ -66,25 +67,6 @@ def describe(error: ValidationError) -> str:
         path = ".".join(str(part) for part in item["loc"]) or "the object"
         parts.append(f"{path}: {item['msg']}")
     return "; ".join(parts)
-
-
-def readable(raw: dict[str, Any], status_model: type[BaseModel]) -> dict[str, Any]:
-    """The object as the API models read it. The status keeps only the fields this version
-    knows (one written by another version of the operator is still read), without kopf's
-    stanza and without an earlier Invalid condition (a body that is read is valid)."""
-    body: dict[str, Any] = {
-        k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in raw
-    }
-    status = raw.get("status") or {}
-    known = {f.alias or n for n, f in status_model.model_fields.items()} - {"kopf"}
-    kept = {k: v for k, v in status.items() if k in known}
-    if "conditions" in kept:
-        kept["conditions"] = [
-            c for c in kept["conditions"] or [] if c.get("type") != reasons.INVALID
-        ]
-    if kept:
-        body["status"] = kept
-    return body
 
 
 def mark_invalid(

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from modelrollout.core import errors, names, rollout
 from modelrollout.core.api import modeldeployment, replaytest
+from modelrollout.core.api.base import readable
 from modelrollout.core.api.modeldeployment import ModelDeployment, ModelDeploymentStatus, Phase
 from modelrollout.core.api.replaytest import ReplayTestStatus
 from modelrollout.core.clock import parse_rfc3339, utcnow
@@ -76,7 +77,7 @@ class RolloutService:
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             return reconciling.Gone()
         try:
-            md = ModelDeployment.model_validate(reconciling.readable(raw, ModelDeploymentStatus))
+            md = ModelDeployment.model_validate(readable(raw, ModelDeploymentStatus))
         except ValidationError as err:
             return reconciling.mark_invalid(
                 self.kube, modeldeployment.PLURAL, raw, reconciling.describe(err), utcnow()

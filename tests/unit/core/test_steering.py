@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from modelrollout.core import steering
+from modelrollout.core import reasons, steering
 from modelrollout.core.api.modeldeployment import ModelDeploymentStatus
 from modelrollout.core.steering import Steer
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 STAMP = "2026-01-02T03:04:05Z"
+WAITING = reasons.WAITING_FOR_APPROVAL
 TEMPLATE = {"spec": {"containers": [{"name": "model", "image": "m:1"}]}}
 
 
@@ -219,6 +220,14 @@ def test_status_of_leaves_the_framework_bookkeeping_out() -> None:
     assert steering.status_of({}).phase == ModelDeploymentStatus().phase
 
 
+def test_status_of_reads_a_status_with_a_field_this_version_does_not_know() -> None:
+    raw = {"status": {"phase": "Baking", "candidateVersion": "v2", "fieldOfANewerOperator": 1}}
+    found = steering.status_of(raw)
+    assert found.phase == "Baking"
+    assert found.candidate_version == "v2"
+    assert isinstance(steering.approve("md", found, "BeforeBaking", None), Steer)
+
+
 def paused(reason: str, message: str) -> ModelDeploymentStatus:
     cond = {
         "type": "Paused",
@@ -234,14 +243,14 @@ def paused(reason: str, message: str) -> ModelDeploymentStatus:
     ("found", "gate"),
     [
         (
-            paused("GateWaiting", "waiting for approval of BeforeBaking for version v2: add"),
+            paused("GateWaiting", f"{WAITING}BeforeBaking for version v2: add"),
             "BeforeBaking",
         ),
         (
-            paused("GateWaiting", "waiting for approval of BeforeProduction for version v2: add"),
+            paused("GateWaiting", f"{WAITING}BeforeProduction for version v2: add"),
             "BeforeProduction",
         ),
-        (paused("InconclusiveData", "waiting for approval of BeforeBaking"), None),
+        (paused("InconclusiveData", f"{WAITING}BeforeBaking"), None),
         (status(), None),
     ],
 )

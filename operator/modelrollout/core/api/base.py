@@ -20,6 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from modelrollout.core import reasons
+
 
 class ApiModel(BaseModel):
     """A part of a CRD schema, camelCase on the wire."""
@@ -36,6 +38,28 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """Serialise as the apiserver expects: camelCase, without unset optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def readable(
+    raw: dict[str, Any], status_model: type[BaseModel], *, drop_invalid: bool = True
+) -> dict[str, Any]:
+    """The object as the API models read it. The status keeps only the fields this version
+    knows (one written by another version of the operator is still read), without kopf's
+    stanza and, unless ``drop_invalid`` is False, without an earlier Invalid condition (to
+    the operator, a body that is read is valid)."""
+    body: dict[str, Any] = {
+        k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in raw
+    }
+    status = raw.get("status") or {}
+    known = {f.alias or n for n, f in status_model.model_fields.items()} - {"kopf"}
+    kept = {k: v for k, v in status.items() if k in known}
+    if drop_invalid and "conditions" in kept:
+        kept["conditions"] = [
+            c for c in kept["conditions"] or [] if c.get("type") != reasons.INVALID
+        ]
+    if kept:
+        body["status"] = kept
+    return body
 
 
 def cel(

@@ -30,7 +30,6 @@ from modelrollout.core.replay import report
 from modelrollout.core.steering import GATES, waiting_gate
 
 REFRESH_SECONDS = 3
-ACTIONS = ("approve", "abort", "resume", "retry", "undo")
 
 
 @dataclass(frozen=True)

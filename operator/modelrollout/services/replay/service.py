@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from modelrollout.core import errors, names
 from modelrollout.core.api import modeldeployment, replaytest
+from modelrollout.core.api.base import readable
 from modelrollout.core.api.common import Endpoint
 from modelrollout.core.api.modeldeployment import ModelDeployment
 from modelrollout.core.api.replaytest import ReplayTest, ReplayTestSpec, ReplayTestStatus
@@ -77,7 +78,7 @@ class ReplayTestService:
             return reconciling.Gone()
         generation = int(raw["metadata"].get("generation") or 1)
         try:
-            test = ReplayTest.model_validate(reconciling.readable(raw, ReplayTestStatus))
+            test = ReplayTest.model_validate(readable(raw, ReplayTestStatus))
         except ValidationError as err:
             return reconciling.mark_invalid(
                 self.kube, replaytest.PLURAL, raw, reconciling.describe(err), utcnow()
