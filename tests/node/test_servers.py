@@ -143,13 +143,12 @@ def deployment(runtime: str, image: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-@pytest.fixture
-def servers(cluster: Cluster, namespace: str, server_images: dict[str, str]) -> dict[str, str]:
-    """The three runtimes' pods, Ready; their pod IPs by runtime."""
-    for runtime, image in server_images.items():
+def deploy(cluster: Cluster, namespace: str, images: dict[str, str]) -> dict[str, str]:
+    """The runtimes' pods (``images`` by runtime), Ready; their pod IPs by runtime."""
+    for runtime, image in images.items():
         apply(cluster, namespace, *deployment(runtime, image))
     ips = {}
-    for runtime in server_images:
+    for runtime in images:
         name = f"{runtime}-candidate"
         cluster.kubectl("rollout", "status", f"deployment/{name}", "-n", namespace,
                         "--timeout=180s")  # fmt: skip
@@ -160,6 +159,12 @@ def servers(cluster: Cluster, namespace: str, server_images: dict[str, str]) -> 
         )
         ips[runtime] = pod["status"]["podIP"]
     return ips
+
+
+@pytest.fixture
+def servers(cluster: Cluster, namespace: str, server_images: dict[str, str]) -> dict[str, str]:
+    """The three runtimes' pods, Ready; their pod IPs by runtime."""
+    return deploy(cluster, namespace, server_images)
 
 
 def post(url: str, body: dict[str, Any]) -> int:
@@ -256,9 +261,10 @@ def test_a_replay_job_reads_the_predictions_of_the_real_server(
     cluster: Cluster,
     namespace: str,
     cluster_operator: OperatorRelease,
-    servers: dict[str, str],
+    server_images: dict[str, str],
     runtime: str,
 ) -> None:
+    deploy(cluster, namespace, {runtime: server_images[runtime]})  # only the one replayed to
     server = SERVERS[runtime]
     events = (EXAMPLES / server.events).read_text()
     apply(cluster, namespace, {
